@@ -1,0 +1,65 @@
+"""The narrow interface every array backend implements.
+
+A backend is an array module (`xp`: numpy, or cupy) plus a table of named fused kernels. Primitive
+ops call `xp.*` directly, as Chainer and CuPy do; the hot few (softmax, layer_norm, cross_entropy,
+the optimizer updates, ...) go through `Backend.kernel(name)`, which returns the backend's override
+or the xp-generic reference from `backends/reference.py`. Model code never names a backend.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from backends import reference
+
+
+class Backend:
+    """An array module, a device name and an optional table of kernel overrides.
+
+    Subclasses (or instances) set `name`, `xp` and `kernels`; everything not overridden falls
+    through to `backends.reference.KERNELS`, so a new backend is usable from its first line.
+    """
+
+    def __init__(self, name: str, xp: Any, kernels: dict[str, Callable] | None = None) -> None:
+        self.name = name
+        self.xp = xp
+        self.kernels: dict[str, Callable] = dict(kernels or {})
+        # One lookup table for the hot path: overrides first, then the references.
+        self._table: dict[str, Callable] = {**reference.KERNELS, **self.kernels}
+        self.array_type = xp.ndarray
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    def register(self, name: str) -> Callable[[Callable], Callable]:
+        """Decorator that installs an override for the kernel `name`."""
+        if name not in reference.KERNELS:
+            raise ValueError(f"backend {self.name}: no reference kernel named {name!r} to override; "
+                             f"known kernels: {sorted(reference.KERNELS)}")
+
+        def install(fn: Callable) -> Callable:
+            self.kernels[name] = fn
+            self._table[name] = fn
+            return fn
+        return install
+
+    def kernel(self, name: str) -> Callable:
+        """The override of kernel `name` on this backend, or the xp-generic reference."""
+        try:
+            return self._table[name]
+        except KeyError:
+            raise ValueError(f"backend {self.name}: unknown kernel {name!r}; "
+                             f"known kernels: {sorted(self._table)}") from None
+
+    def asarray(self, data: Any, dtype: Any = None) -> Any:
+        """`data` as an array of this backend (no copy when it already is one of that dtype)."""
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        """A host NumPy array holding `array`'s values (no copy on CPU backends)."""
+        return np.asarray(array)
+
+    def rng(self, seed: int | None = None) -> Any:
+        """A random generator of this backend's array module (used for dropout masks)."""
+        return self.xp.random.default_rng(seed)
