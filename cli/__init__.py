@@ -1,0 +1,1 @@
+"""The `tinybert` command line: a click group whose subcommands each live in a small module."""
