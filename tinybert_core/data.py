@@ -1,0 +1,633 @@
+"""Pre-training data: plain-text corpora -> cached token shards -> masked MLM/NSP batches.
+
+The data side of BERT pre-training (Devlin et al., 2019, section 3.1 and appendix A.1), as in
+Google's ``create_pretraining_data.py`` and MobileBERT spec section 4.1, built for streaming:
+
+1. ``iter_documents``: UTF-8 text, one sentence or paragraph per line, documents separated by
+   blank lines (a file's end also ends a document), read line by line.
+2. ``tokenize_corpus``: every line tokenized once into int32 ids, grouped into ``.npz`` shards
+   of whole documents in a cache directory keyed by the files (path, size, mtime), the
+   vocabulary and the tokenizer's case handling. A second run reads the shards back.
+3. ``PretrainingDataset`` / ``make_pretraining_batches``: each epoch shuffles the shards and
+   reads them a window at a time (``shuffle_buffer_tokens`` bounds memory); inside a window the
+   documents are shuffled and cut into BERT segment pairs (target length ``max_seq_length - 3``,
+   shorter with ``short_seq_prob``; B is the true continuation, label 0, or with probability 1/2
+   text from another document, label 1), the pairs are shuffled, masked (``masking.py``) and
+   padded per batch to their longest sequence.
+
+Randomness is counter-based: the generator of a window is seeded by ``(seed, epoch, window)``
+and the one that masks an example by ``(seed, epoch, window, index)``, so the position in the
+stream (epoch, window, offset) is the whole iterator state: ``state()`` is a few ints, and a
+resumed run yields exactly the batches an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinybert_core.masking import document_pairs, mask_tokens
+from tinybert_core.tokenization import BertTokenizer, atomic_write_text
+
+CACHE_FORMAT = 1
+DEFAULT_SHARD_TOKENS = 1 << 20  # about 4 MB of int32 ids per shard
+DEFAULT_SHUFFLE_BUFFER_TOKENS = 1 << 24  # ids held in memory at once (64 MB)
+IGNORE_INDEX = -100  # HF's label for positions that are not predicted
+PathLike = str | os.PathLike
+
+# SeedSequence pads short entropy with zeros ([1, 2] and [1, 2, 0] collide), so every key has
+# the same length: (seed, stream, epoch, window, index).
+_EPOCH_STREAM, _WINDOW_STREAM, _MASK_STREAM = 0, 1, 2
+
+
+def _rng(seed: int, stream: int, epoch: int = 0, window: int = 0, index: int = 0
+         ) -> np.random.Generator:
+    return np.random.default_rng([seed, stream, epoch, window, index])
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/tinybert``, else ``~/.cache/tinybert``."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "tinybert"
+
+
+# ----- reading text -----
+
+def check_corpus(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """Validate corpus files before any work: every file exists and at least one holds a
+    non-blank line. Returns the paths as ``Path`` objects."""
+    files = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    if not files:
+        raise ValueError("pretraining data: no corpus files given")
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"pretraining data: corpus file not found: {str(path)!r}")
+    for path in files:
+        for _, line in _lines(path):
+            if line:
+                return files
+    raise ValueError(f"pretraining data: empty corpus: {', '.join(map(str, files))} "
+                     f"(no non-blank lines)")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of a UTF-8 file, decoded one line at a time so that an
+    error names its line."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"pretraining data: {str(path)!r} line {lineno} is not valid "
+                                 f"UTF-8 ({e.reason} at byte {e.start} of the line)") from e
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")
+            yield lineno, line.strip()
+
+
+def iter_documents(paths: PathLike | Iterable[PathLike]) -> Iterator[list[str]]:
+    """Stream the documents of ``paths`` in order: lists of non-blank, stripped lines.
+
+    A blank line ends a document, and so does the end of a file; runs of blank lines make no
+    empty documents. Memory holds one document.
+    """
+    for path in check_corpus(paths):
+        doc: list[str] = []
+        for _, line in _lines(path):
+            if line:
+                doc.append(line)
+            elif doc:
+                yield doc
+                doc = []
+        if doc:
+            yield doc
+
+
+# ----- the token shard cache -----
+
+class Shard(NamedTuple):
+    """Whole documents of a corpus as flat arrays."""
+
+    tokens: np.ndarray  # (N,) int32 ids, no special tokens
+    segment_offsets: np.ndarray  # (S + 1,) int64: line s is tokens[off[s]:off[s + 1]]
+    document_offsets: np.ndarray  # (D + 1,) int64: document d is lines off[d]:off[d + 1]
+
+
+def _concat_shards(shards: Sequence[Shard]) -> Shard:
+    tokens, segs, docs = [], [np.zeros(1, np.int64)], [np.zeros(1, np.int64)]
+    n_tok = n_seg = 0
+    for s in shards:
+        tokens.append(s.tokens)
+        segs.append(s.segment_offsets[1:] + n_tok)
+        docs.append(s.document_offsets[1:] + n_seg)
+        n_tok += len(s.tokens)
+        n_seg += len(s.segment_offsets) - 1
+    return Shard(np.concatenate(tokens), np.concatenate(segs), np.concatenate(docs))
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _corpus_key(files: Sequence[Path], tokenizer: BertTokenizer, shard_tokens: int) -> str:
+    vocab = hashlib.sha256("\n".join(tokenizer.ids_to_tokens).encode("utf-8")).hexdigest()
+    stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    meta = {"format": CACHE_FORMAT, "files": stats, "vocab_sha256": vocab,
+            "do_lower_case": tokenizer.do_lower_case, "strip_accents": tokenizer.strip_accents,
+            "tokenize_chinese_chars": tokenizer.tokenize_chinese_chars,
+            "shard_tokens": shard_tokens}
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode("utf-8")).hexdigest()[:24]
+
+
+class TokenizedCorpus:
+    """A corpus tokenized into shards on disk; build or reuse with ``tokenize_corpus``.
+
+    Attributes: ``directory``, ``files``, ``key``, ``num_documents``, ``num_segments``,
+    ``num_tokens``, ``num_shards``, ``from_cache`` (True when no tokenization was needed) and
+    ``build_seconds`` (tokenize + write time, 0 when read from the cache).
+    """
+
+    INDEX = "index.json"
+
+    def __init__(self, files: list[Path], tokenizer: BertTokenizer, directory: Path, key: str,
+                 shard_tokens: int) -> None:
+        self.files, self.tokenizer, self.directory, self.key = files, tokenizer, directory, key
+        self.shard_tokens = shard_tokens
+        self.from_cache, self.build_seconds = False, 0.0
+        self._index: dict[str, Any] = {}
+
+    num_documents = property(lambda self: self._index["documents"])
+    num_segments = property(lambda self: self._index["segments"])
+    num_tokens = property(lambda self: self._index["tokens"])
+    num_shards = property(lambda self: len(self._index["shards"]))
+
+    def shard_sizes(self) -> list[int]:
+        """Tokens in each shard."""
+        return [s["tokens"] for s in self._index["shards"]]
+
+    def shard(self, i: int) -> Shard:
+        """Shard ``i``; a shard that fails to load makes the whole cache rebuild, with a warning."""
+        try:
+            return self._read_shard(i)
+        except ValueError as e:
+            warnings.warn(f"pretraining data: {e}; re-tokenizing the corpus", stacklevel=2)
+            self._build()
+            return self._read_shard(i)
+
+    def documents(self) -> Iterator[list[np.ndarray]]:
+        """Every document, in file order, as a list of per-line id arrays."""
+        for i in range(self.num_shards):
+            tok, seg, doc = self.shard(i)
+            for d in range(len(doc) - 1):
+                yield [tok[seg[s]:seg[s + 1]] for s in range(doc[d], doc[d + 1])]
+
+    def _read_shard(self, i: int) -> Shard:
+        meta = self._index["shards"][i]
+        path = self.directory / meta["file"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                shard = Shard(z["tokens"], z["segment_offsets"], z["document_offsets"])
+        except Exception as e:  # zip, CRC, header and missing-key errors all mean corrupt
+            raise ValueError(f"cache shard {str(path)!r} is unreadable ({type(e).__name__}: "
+                             f"{e})") from e
+        tok, seg, doc = shard
+        ok = (tok.dtype == np.int32 and seg.dtype == np.int64 and doc.dtype == np.int64
+              and tok.shape == (meta["tokens"],) and seg.shape == (meta["segments"] + 1,)
+              and doc.shape == (meta["documents"] + 1,) and seg[0] == 0 and doc[0] == 0
+              and seg[-1] == len(tok) and doc[-1] == len(seg) - 1
+              and bool(np.all(np.diff(seg) > 0)) and bool(np.all(np.diff(doc) > 0))
+              and (len(tok) == 0 or 0 <= tok.min() and tok.max() < len(self.tokenizer.vocab)))
+        if not ok:
+            raise ValueError(f"cache shard {str(path)!r} does not match its index")
+        return shard
+
+    def _open(self) -> bool:
+        """Load the index and check every shard; False when the cache must be (re)built."""
+        index_path = self.directory / self.INDEX
+        if not index_path.is_file():
+            return False
+        try:
+            self._index = json.loads(index_path.read_text(encoding="utf-8"))
+            if self._index.get("key") != self.key:
+                raise ValueError(f"{str(index_path)!r} belongs to another corpus")
+            for i in range(self.num_shards):
+                self._read_shard(i)
+        except (ValueError, KeyError, TypeError) as e:
+            warnings.warn(f"pretraining data: corrupt token cache in {str(self.directory)!r} "
+                          f"({e}); re-tokenizing the corpus", stacklevel=3)
+            return False
+        return True
+
+    def _build(self) -> None:
+        if _corpus_key(self.files, self.tokenizer, self.shard_tokens) != self.key:
+            raise ValueError(f"pretraining data: the corpus files {[str(p) for p in self.files]} "
+                             f"changed while their token cache was in use")
+        start = time.perf_counter()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tok = self.tokenizer
+        # Special tokens written in the text would break the [CLS] A [SEP] B [SEP] layout.
+        reserved = np.array([tok.cls_token_id, tok.sep_token_id, tok.pad_token_id,
+                             tok.mask_token_id])
+        shards: list[dict[str, Any]] = []
+        pieces: list[np.ndarray] = []
+        seg_lens: list[int] = []
+        doc_lens: list[int] = []
+
+        def flush() -> None:
+            name = f"shard-{len(shards):05d}.npz"
+            tokens = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
+            seg = np.concatenate([[0], np.cumsum(seg_lens)]).astype(np.int64)
+            doc = np.concatenate([[0], np.cumsum(doc_lens)]).astype(np.int64)
+            _atomic_savez(self.directory / name, tokens=tokens, segment_offsets=seg,
+                          document_offsets=doc)
+            shards.append({"file": name, "tokens": len(tokens), "segments": len(seg_lens),
+                           "documents": len(doc_lens)})
+            pieces.clear(), seg_lens.clear(), doc_lens.clear()
+
+        held = 0  # tokens in the shard being filled
+        for lines in iter_documents(self.files):
+            ids = [np.asarray(x, dtype=np.int32)
+                   for x in tok(lines, add_special_tokens=False)["input_ids"]]
+            ids = [np.where(np.isin(x, reserved), tok.unk_token_id, x).astype(np.int32)
+                   for x in ids if len(x)]
+            if not ids:
+                continue  # a document of lines that tokenize to nothing
+            pieces.extend(ids)
+            seg_lens.extend(len(x) for x in ids)
+            doc_lens.append(len(ids))
+            held += sum(len(x) for x in ids)
+            if held >= self.shard_tokens:  # documents stay whole: a shard may run over
+                flush()
+                held = 0
+        if doc_lens or not shards:
+            flush()
+        self._index = {
+            "format": CACHE_FORMAT, "key": self.key, "files": [str(p) for p in self.files],
+            "shards": shards, "documents": sum(s["documents"] for s in shards),
+            "segments": sum(s["segments"] for s in shards),
+            "tokens": sum(s["tokens"] for s in shards)}
+        atomic_write_text(self.directory / self.INDEX, json.dumps(self._index, indent=1) + "\n")
+        self.build_seconds = time.perf_counter() - start
+
+
+def tokenize_corpus(paths: PathLike | Iterable[PathLike], tokenizer: BertTokenizer,
+                    cache_dir: PathLike | None = None,
+                    shard_tokens: int = DEFAULT_SHARD_TOKENS) -> TokenizedCorpus:
+    """Tokenize ``paths`` into cached shards, or reuse the shards of an earlier run.
+
+    The cache lives in ``cache_dir/corpora/<key>`` (default ``default_cache_dir()``), the key
+    hashing each file's resolved path, size and mtime, the vocabulary and the tokenizer's
+    lower-casing/accent options. Shards are written atomically and checked when opened; a
+    corrupt one is rebuilt with a warning. Special tokens written in the text become [UNK].
+    """
+    files = check_corpus(paths)
+    if isinstance(shard_tokens, bool) or not isinstance(shard_tokens, int) or shard_tokens < 1:
+        raise ValueError(f"tokenize_corpus: shard_tokens must be an int >= 1, got "
+                         f"{shard_tokens!r}")
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = _corpus_key(files, tokenizer, shard_tokens)
+    corpus = TokenizedCorpus(files, tokenizer, root / "corpora" / key, key, shard_tokens)
+    corpus.from_cache = corpus._open()
+    if not corpus.from_cache:
+        corpus._build()
+    return corpus
+
+
+# ----- batches -----
+
+class PretrainingBatch(NamedTuple):
+    """One padded batch for ``MobileBertForPreTraining`` (HF and Google field names)."""
+
+    input_ids: np.ndarray  # (B, T) int64
+    token_type_ids: np.ndarray  # (B, T) int64: 0 for [CLS] A [SEP] and padding, 1 for B [SEP]
+    attention_mask: np.ndarray  # (B, T) int64: 1 for tokens, 0 for padding
+    masked_lm_positions: np.ndarray  # (B, P) int64, P = max_predictions_per_seq
+    masked_lm_ids: np.ndarray  # (B, P) int64: original ids at the positions
+    masked_lm_weights: np.ndarray  # (B, P) float32: 1 for predictions, 0 for padded slots
+    mlm_labels: np.ndarray  # (B, T) int64: original id where predicted, else -100
+    next_sentence_labels: np.ndarray  # (B,) int64: 0 = B follows A, 1 = B is random
+
+
+class PretrainingDataset:
+    """BERT segment pairs with dynamic masking over a ``TokenizedCorpus``.
+
+    Each epoch permutes the shards and groups them into windows of about
+    ``shuffle_buffer_tokens`` ids; a window is the unit held in memory, shuffled and cut into
+    pairs. A corpus that fits in one window is shuffled globally, as BERT's is. Iterate with
+    ``batches(...)``.
+    """
+
+    def __init__(self, corpus: TokenizedCorpus, tokenizer: BertTokenizer, *,
+                 max_seq_length: int = 128, short_seq_prob: float = 0.1,
+                 masked_lm_prob: float = 0.15, max_predictions_per_seq: int = 20,
+                 whole_word_mask: bool = False, seed: int = 0,
+                 shuffle_buffer_tokens: int = DEFAULT_SHUFFLE_BUFFER_TOKENS) -> None:
+        for name, value, least in (("max_seq_length", max_seq_length, 5),
+                                   ("max_predictions_per_seq", max_predictions_per_seq, 1),
+                                   ("seed", seed, 0),
+                                   ("shuffle_buffer_tokens", shuffle_buffer_tokens, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < least:
+                raise ValueError(f"PretrainingDataset: {name} must be an int >= {least}, "
+                                 f"got {value!r}")
+        for name, value in (("short_seq_prob", short_seq_prob), ("masked_lm_prob", masked_lm_prob)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"PretrainingDataset: {name} must be in [0, 1], got {value!r}")
+        if corpus.num_documents < 2:
+            raise ValueError(
+                f"PretrainingDataset: corpus {[str(p) for p in corpus.files]} is too small to "
+                f"make next-sentence pairs: it has {corpus.num_documents} document(s) "
+                f"({corpus.num_segments} non-empty line(s)); at least 2 documents separated by "
+                f"a blank line are needed")
+        self.corpus, self.tokenizer = corpus, tokenizer
+        self.max_seq_length, self.short_seq_prob = int(max_seq_length), float(short_seq_prob)
+        self.masked_lm_prob = float(masked_lm_prob)
+        self.max_predictions_per_seq = int(max_predictions_per_seq)
+        self.whole_word_mask, self.seed = bool(whole_word_mask), int(seed)
+        self.shuffle_buffer_tokens = int(shuffle_buffer_tokens)
+        self.cls_id, self.sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        self.pad_id, self.mask_id = tokenizer.pad_token_id, tokenizer.mask_token_id
+        self.special_ids = np.array([self.cls_id, self.sep_id, self.pad_id, self.mask_id])
+        vocab = tokenizer.ids_to_tokens
+        self.replacement_ids = np.setdiff1d(np.arange(len(vocab)),
+                                            np.array(tokenizer.all_special_ids))
+        self.continuation = (np.array([t.startswith("##") for t in vocab])
+                             if self.whole_word_mask else None)
+        self._windows_cache: tuple[int, list[list[int]]] | None = None
+
+    @classmethod
+    def from_files(cls, paths: PathLike | Iterable[PathLike], tokenizer: BertTokenizer, *,
+                   cache_dir: PathLike | None = None, shard_tokens: int = DEFAULT_SHARD_TOKENS,
+                   **kwargs: Any) -> PretrainingDataset:
+        """``tokenize_corpus(paths, tokenizer, cache_dir, shard_tokens)`` wrapped in a dataset."""
+        corpus = tokenize_corpus(paths, tokenizer, cache_dir=cache_dir, shard_tokens=shard_tokens)
+        return cls(corpus, tokenizer, **kwargs)
+
+    def fingerprint(self) -> str:
+        """What a saved iterator state must match: corpus and every option that shapes the
+        stream."""
+        parts = (self.corpus.key, self.max_seq_length, self.short_seq_prob, self.masked_lm_prob,
+                 self.max_predictions_per_seq, self.whole_word_mask, self.seed,
+                 self.shuffle_buffer_tokens)
+        return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:16]
+
+    def windows(self, epoch: int) -> list[list[int]]:
+        """The shard indices of each window of ``epoch``, in reading order."""
+        if self._windows_cache is not None and self._windows_cache[0] == epoch:
+            return self._windows_cache[1]
+        order = _rng(self.seed, _EPOCH_STREAM, epoch).permutation(self.corpus.num_shards)
+        sizes = self.corpus.shard_sizes()
+        out: list[list[int]] = [[]]
+        held = 0
+        for s in order.tolist():
+            if out[-1] and held + sizes[s] > self.shuffle_buffer_tokens:
+                out.append([])
+                held = 0
+            out[-1].append(s)
+            held += sizes[s]
+        self._windows_cache = (epoch, out)
+        return out
+
+    def window_pairs(self, epoch: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens of a window and its shuffled pairs: rows ``(a0, a1, b0, b1, label)``
+        of half-open ranges into the tokens."""
+        data = _concat_shards([self.corpus.shard(s) for s in self.windows(epoch)[window]])
+        rng = _rng(self.seed, _WINDOW_STREAM, epoch, window)
+        seg, doc = data.segment_offsets.tolist(), data.document_offsets.tolist()
+        pairs: list[tuple[int, int, int, int, int]] = []
+        for d in rng.permutation(len(doc) - 1).tolist():
+            document_pairs(d, seg, doc, rng, pairs, max_num_tokens=self.max_seq_length - 3,
+                           short_seq_prob=self.short_seq_prob)
+        table = np.array(pairs, dtype=np.int64).reshape(-1, 5)
+        return data.tokens, table[rng.permutation(len(table))]
+
+    def encode_pair(self, tokens: np.ndarray, row: np.ndarray, epoch: int, window: int,
+                    index: int) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int]:
+        """Assemble and mask one pair: ``(input_ids, len_a, positions, labels, nsp_label)``."""
+        a0, a1, b0, b1, label = row.tolist()
+        ids = np.concatenate([[self.cls_id], tokens[a0:a1], [self.sep_id], tokens[b0:b1],
+                              [self.sep_id]]).astype(np.int64)
+        masked = mask_tokens(ids, _rng(self.seed, _MASK_STREAM, epoch, window, index),
+                             special_ids=self.special_ids, mask_id=self.mask_id,
+                             replacement_ids=self.replacement_ids,
+                             masked_lm_prob=self.masked_lm_prob,
+                             max_predictions=self.max_predictions_per_seq,
+                             continuation=self.continuation)
+        return masked.input_ids, a1 - a0, masked.positions, masked.labels, label
+
+    def batches(self, batch_size: int, *, epochs: int | None = None, drop_last: bool = False,
+                pad_to_multiple_of: int | None = None,
+                state: dict[str, Any] | None = None) -> PretrainingBatches:
+        """An iterator of ``PretrainingBatch``: endless when ``epochs`` is None; else it stops
+        after ``epochs`` passes (the last batch short unless ``drop_last``). ``state`` resumes
+        from ``PretrainingBatches.state()``."""
+        it = PretrainingBatches(self, batch_size, epochs=epochs, drop_last=drop_last,
+                                pad_to_multiple_of=pad_to_multiple_of)
+        if state is not None:
+            it.load_state(state)
+        return it
+
+
+def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]], *,
+            pad_id: int, max_predictions: int, max_seq_length: int,
+            pad_to_multiple_of: int | None = None) -> PretrainingBatch:
+    """Pad ``encode_pair`` rows to the longest (rounded up to ``pad_to_multiple_of``, never
+    past ``max_seq_length``) and stack them."""
+    width = max(len(r[0]) for r in rows)
+    if pad_to_multiple_of:
+        width = max(width, min(max_seq_length, -(-width // pad_to_multiple_of) * pad_to_multiple_of))
+    B, P = len(rows), max_predictions
+    input_ids = np.full((B, width), pad_id, dtype=np.int64)  # (B, T)
+    token_type_ids = np.zeros((B, width), dtype=np.int64)
+    attention_mask = np.zeros((B, width), dtype=np.int64)
+    positions = np.zeros((B, P), dtype=np.int64)  # (B, P)
+    ids = np.zeros((B, P), dtype=np.int64)
+    weights = np.zeros((B, P), dtype=np.float32)
+    mlm_labels = np.full((B, width), IGNORE_INDEX, dtype=np.int64)
+    nsp = np.zeros(B, dtype=np.int64)
+    for i, (seq, len_a, pos, lab, label) in enumerate(rows):
+        n, k = len(seq), len(pos)
+        input_ids[i, :n] = seq
+        token_type_ids[i, len_a + 2:n] = 1
+        attention_mask[i, :n] = 1
+        positions[i, :k], ids[i, :k], weights[i, :k] = pos, lab, 1.0
+        mlm_labels[i, pos] = lab
+        nsp[i] = label
+    return PretrainingBatch(input_ids, token_type_ids, attention_mask, positions, ids, weights,
+                            mlm_labels, nsp)
+
+
+class PretrainingBatches:
+    """Iterator over a dataset's batches with a resumable position.
+
+    ``state()`` returns JSON-able ints: the epoch, window and offset of the next pair, and the
+    batch count. There is no generator state to carry: every draw comes from a generator seeded
+    by its position. ``load_state`` (or ``from_state``) puts a fresh iterator at that position.
+    """
+
+    STATE_VERSION = 1
+
+    def __init__(self, dataset: PretrainingDataset, batch_size: int, *,
+                 epochs: int | None = None, drop_last: bool = False,
+                 pad_to_multiple_of: int | None = None) -> None:
+        for name, value, optional in (("batch_size", batch_size, False), ("epochs", epochs, True),
+                                      ("pad_to_multiple_of", pad_to_multiple_of, True)):
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PretrainingBatches: {name} must be an int >= 1"
+                                 f"{' or None' if optional else ''}, got {value!r}")
+        self.dataset, self.batch_size, self.epochs = dataset, batch_size, epochs
+        self.drop_last, self.pad_to_multiple_of = drop_last, pad_to_multiple_of
+        self.epoch = self.window = self.offset = self.batches_done = 0
+        self._current: tuple[int, int, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def from_state(cls, dataset: PretrainingDataset, state: dict[str, Any], batch_size: int,
+                   **kwargs: Any) -> PretrainingBatches:
+        it = cls(dataset, batch_size, **kwargs)
+        it.load_state(state)
+        return it
+
+    def state(self) -> dict[str, Any]:
+        return {"version": self.STATE_VERSION, "fingerprint": self.dataset.fingerprint(),
+                "epoch": self.epoch, "window": self.window, "offset": self.offset,
+                "batches": self.batches_done}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        try:
+            version, fingerprint = state["version"], state["fingerprint"]
+            pos = [int(state[k]) for k in ("epoch", "window", "offset", "batches")]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"PretrainingBatches.load_state: not a data-iterator state: "
+                             f"{state!r}") from e
+        if version != self.STATE_VERSION:
+            raise ValueError(f"PretrainingBatches.load_state: state version {version!r}, "
+                             f"expected {self.STATE_VERSION}")
+        if fingerprint != self.dataset.fingerprint():
+            raise ValueError(f"PretrainingBatches.load_state: the state was saved for another "
+                             f"corpus or data options (fingerprint {fingerprint!r}, this dataset "
+                             f"is {self.dataset.fingerprint()!r})")
+        if min(pos) < 0:
+            raise ValueError(f"PretrainingBatches.load_state: negative position in {state!r}")
+        self.epoch, self.window, self.offset, self.batches_done = pos
+        self._current = None
+
+    def __iter__(self) -> PretrainingBatches:
+        return self
+
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        cur = self._current
+        if cur is None or cur[:2] != (self.epoch, self.window):
+            tokens, table = self.dataset.window_pairs(self.epoch, self.window)
+            cur = self._current = (self.epoch, self.window, tokens, table)
+        return cur[2], cur[3]
+
+    def __next__(self) -> PretrainingBatch:
+        rows = []
+        while len(rows) < self.batch_size:
+            if self.epochs is not None and self.epoch >= self.epochs:
+                break
+            tokens, table = self._pairs()
+            take = min(self.batch_size - len(rows), len(table) - self.offset)
+            for k in range(self.offset, self.offset + take):
+                rows.append(self.dataset.encode_pair(tokens, table[k], self.epoch, self.window, k))
+            self.offset += take
+            if self.offset >= len(table):
+                self.offset, self.window = 0, self.window + 1
+                if self.window >= len(self.dataset.windows(self.epoch)):
+                    self.window, self.epoch = 0, self.epoch + 1
+        if not rows or (self.drop_last and len(rows) < self.batch_size):
+            raise StopIteration
+        self.batches_done += 1
+        ds = self.dataset
+        return collate(rows, pad_id=ds.pad_id, max_predictions=ds.max_predictions_per_seq,
+                       max_seq_length=ds.max_seq_length, pad_to_multiple_of=self.pad_to_multiple_of)
+
+
+# ----- entry points -----
+
+def _tokenizer_for(vocab_file: PathLike | None, tokenizer: BertTokenizer | None,
+                   cache_dir: PathLike | None) -> BertTokenizer:
+    if tokenizer is not None:
+        return tokenizer
+    if vocab_file is None:
+        from tinybert_core.default_corpus import default_vocab_path  # avoids an import cycle
+        vocab_file = default_vocab_path(cache_dir=cache_dir)
+    return BertTokenizer(vocab_file)
+
+
+def make_pretraining_batches(paths: PathLike | Iterable[PathLike] | None = None, *,
+                             vocab_file: PathLike | None = None,
+                             tokenizer: BertTokenizer | None = None, batch_size: int = 8,
+                             max_seq_length: int = 128, max_predictions_per_seq: int = 20,
+                             masked_lm_prob: float = 0.15, short_seq_prob: float = 0.1,
+                             whole_word_mask: bool = False, seed: int = 0,
+                             epochs: int | None = None, pad_to_multiple_of: int | None = None,
+                             drop_last: bool = False, cache_dir: PathLike | None = None,
+                             shuffle_buffer_tokens: int = DEFAULT_SHUFFLE_BUFFER_TOKENS,
+                             state: dict[str, Any] | None = None) -> PretrainingBatches:
+    """Masked MLM + NSP training batches from text files, ready to iterate.
+
+    ``paths`` None uses the training split of the embedded default corpus; ``vocab_file`` and
+    ``tokenizer`` None use (and on first use train) the default WordPiece vocabulary. The
+    corpus is checked (missing file, empty corpus) before anything else happens.
+    """
+    if paths is None:
+        from tinybert_core.default_corpus import build_default_corpus
+        paths = build_default_corpus(cache_dir=cache_dir).train
+    files = check_corpus(paths)
+    tok = _tokenizer_for(vocab_file, tokenizer, cache_dir)
+    dataset = PretrainingDataset.from_files(
+        files, tok, cache_dir=cache_dir, max_seq_length=max_seq_length,
+        short_seq_prob=short_seq_prob, masked_lm_prob=masked_lm_prob,
+        max_predictions_per_seq=max_predictions_per_seq, whole_word_mask=whole_word_mask,
+        seed=seed, shuffle_buffer_tokens=shuffle_buffer_tokens)
+    return dataset.batches(batch_size, epochs=epochs, drop_last=drop_last,
+                           pad_to_multiple_of=pad_to_multiple_of, state=state)
+
+
+def make_eval_batches(paths: PathLike | Iterable[PathLike] | None = None, *,
+                      vocab_file: PathLike | None = None, tokenizer: BertTokenizer | None = None,
+                      batch_size: int = 8, max_seq_length: int = 128,
+                      max_predictions_per_seq: int = 20, masked_lm_prob: float = 0.15,
+                      whole_word_mask: bool = False, max_batches: int | None = None,
+                      seed: int = 12345, cache_dir: PathLike | None = None
+                      ) -> list[PretrainingBatch]:
+    """A fixed list of held-out masked batches for ``evaluate-mlm``: one pass over ``paths``
+    (None: the default corpus's validation split), the same pairs and masks on every call, with
+    no short sequences; at most ``max_batches``. An example's mask does not depend on
+    ``batch_size``."""
+    if paths is None:
+        from tinybert_core.default_corpus import build_default_corpus
+        paths = build_default_corpus(cache_dir=cache_dir).valid
+    files = check_corpus(paths)
+    tok = _tokenizer_for(vocab_file, tokenizer, cache_dir)
+    dataset = PretrainingDataset.from_files(
+        files, tok, cache_dir=cache_dir, max_seq_length=max_seq_length, short_seq_prob=0.0,
+        masked_lm_prob=masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
+        whole_word_mask=whole_word_mask, seed=seed)
+    out = []
+    for batch in dataset.batches(batch_size, epochs=1):
+        if max_batches is not None and len(out) >= max_batches:
+            break
+        out.append(batch)
+    return out
+
