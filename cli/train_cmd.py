@@ -1,0 +1,216 @@
+"""`tinybert pretrain`, `distill`, `evaluate-mlm` and `vocab`: thin shells over
+`tinybert_core.recipes`, with a progress bar showing loss, learning rate and tokens/s."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from autograd.serialization import CheckpointError
+from tinybert_core import recipes
+from tinybert_core.strategies import STRATEGIES, KTOptions
+from tinybert_core.training import TrainingDiverged
+
+_IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
+_IN_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
+_USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingDiverged)
+
+
+def data_options(fn: Callable) -> Callable:
+    """The options every command that reads text shares."""
+    options = [
+        click.option("--corpus", type=_IN_FILE, multiple=True,
+                     help="Plain-text training file (repeatable); default: the embedded corpus."),
+        click.option("--eval-corpus", type=_IN_FILE, multiple=True,
+                     help="Held-out text for MLM evaluation (repeatable)."),
+        click.option("--vocab", type=_IN_FILE, default=None,
+                     help="vocab.txt; default: the teacher's, or one trained on the corpus."),
+        click.option("--batch-size", default=8, show_default=True),
+        click.option("--seq-len", default=128, show_default=True),
+        click.option("--max-predictions", default=20, show_default=True,
+                     help="Masked tokens predicted per sequence (max_predictions_per_seq)."),
+        click.option("--whole-word-mask", is_flag=True, help="Mask whole words."),
+        click.option("--eval-batches", default=20, show_default=True),
+        click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+                     default=None, help="Token-shard cache (default ~/.cache/tinybert)."),
+        click.option("--seed", default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def train_options(fn: Callable) -> Callable:
+    options = [
+        click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
+                     required=True, help="Checkpoints, metrics.jsonl and the final model/."),
+        click.option("--lr", default=1e-3, show_default=True, help="LAMB learning rate."),
+        click.option("--warmup", default=0.1, show_default=True,
+                     help="Warm-up fraction of each decaying stage."),
+        click.option("--grad-accum", default=1, show_default=True,
+                     help="Micro-batches per optimizer step."),
+        click.option("--eval-every", default=100, show_default=True),
+        click.option("--save-every", default=100, show_default=True),
+        click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _data(kw: dict[str, Any]) -> recipes.DataOptions:
+    return recipes.DataOptions(
+        corpus=list(kw["corpus"]) or None, eval_corpus=list(kw["eval_corpus"]) or None,
+        vocab=kw["vocab"], batch_size=kw["batch_size"], max_seq_length=kw["seq_len"],
+        max_predictions_per_seq=kw["max_predictions"], whole_word_mask=kw["whole_word_mask"],
+        eval_batches=kw["eval_batches"], cache_dir=kw["cache_dir"], seed=kw["seed"])
+
+
+def _args(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return dict(learning_rate=kw["lr"], warmup_proportion=kw["warmup"],
+                gradient_accumulation_steps=kw["grad_accum"], eval_every=kw["eval_every"],
+                save_every=kw["save_every"], seed=kw["seed"], **extra)
+
+
+def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict]) -> dict:
+    """Run `work(on_step)` under a progress bar; turn user errors into one-line messages."""
+    last: dict[str, Any] = {}
+
+    def show(_: Any) -> str:
+        if not last:
+            return ""
+        text = f"{last['stage']} loss {last['loss']:.4f} lr {last['lr']:.2e} " \
+               f"{last['tokens_per_s']:.0f} tok/s"
+        if "eval_mlm_loss" in last:
+            text += f" eval {last['eval_mlm_loss']:.3f}/{last['eval_mlm_accuracy']:.3f}"
+        return text
+
+    with click.progressbar(length=total, label=label, item_show_func=show,
+                           file=click.get_text_stream("stderr")) as bar:
+        def on_step(record: dict) -> None:
+            last.clear()
+            last.update(record)
+            bar.update(1, record)
+        try:
+            return work(on_step)
+        except _USER_ERRORS as e:
+            raise click.ClickException(str(e)) from e
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"trained {summary['steps']}/{summary['total_steps']} steps; checkpoint "
+               f"{summary['checkpoint']}")
+    if summary.get("eval"):
+        e = summary["eval"]
+        click.echo(f"held-out MLM loss {e['mlm_loss']:.4f}, accuracy {e['mlm_accuracy']:.4f} "
+                   f"({e['predictions']} predictions)")
+    if summary.get("model_dir"):
+        click.echo(f"model saved to {summary['model_dir']}")
+
+
+@click.command("pretrain", epilog="Example: tinybert pretrain --config ib-bert-small "
+               "--corpus sotu-train.txt --eval-corpus sotu-valid.txt --output-dir runs/teacher")
+@click.option("--config", "config", default="mobilebert-small", show_default=True,
+              help="Preset name or config directory (teacher or student).")
+@click.option("--steps", default=200, show_default=True)
+@data_options
+@train_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def pretrain_command(config: str, steps: int, as_json: bool, **kw: Any) -> None:
+    """Pre-train a model with masked-LM + next-sentence prediction (no teacher).
+
+    This trains an IB-BERT teacher, or the student baseline that the distillation strategies
+    are compared with. Writes OUTPUT_DIR/checkpoint.npz every --save-every steps,
+    OUTPUT_DIR/metrics.jsonl every step, and OUTPUT_DIR/model (Hugging Face layout) at the end.
+    """
+    summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
+        config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
+        resume=kw["resume"], seed=kw["seed"]))
+    _report(summary, as_json)
+
+
+@click.command("distill", epilog="Example: tinybert distill --teacher runs/teacher/model "
+               "--strategy progressive --kt-steps-per-layer 100 --pd-steps 400 "
+               "--output-dir runs/pkt")
+@click.option("--teacher", type=_IN_DIR, required=True, help="Pre-trained teacher directory.")
+@click.option("--student-config", default="mobilebert-small", show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES), default="progressive",
+              show_default=True)
+@click.option("--kt-steps-per-layer", default=50, show_default=True,
+              help="Layer-wise transfer steps per block (all strategies get L x this + PD).")
+@click.option("--pd-steps", default=200, show_default=True,
+              help="Pre-training distillation steps.")
+@click.option("--alpha", default=0.5, show_default=True, help="PD weight of the true MLM loss.")
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--google-kt", is_flag=True,
+              help="Google's KT losses: normalised FMT x100, AT, mean x5000, variance x5, /L.")
+@click.option("--lower-layer-lr", default=0.0, show_default=True,
+              help="Progressive: lr multiplier of finished blocks (0 freezes; Google 0.1).")
+@data_options
+@train_options
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_per_layer: int,
+                    pd_steps: int, alpha: float, temperature: float, google_kt: bool,
+                    lower_layer_lr: float, as_json: bool, **kw: Any) -> None:
+    """Transfer a teacher's knowledge into a MobileBERT student.
+
+    Strategies (paper section 4.3): progressive (one stage per block, then pre-training
+    distillation), joint (all blocks at once, then PD), auxiliary (everything in one loss), none
+    (the student alone with MLM + NSP). Embeddings and heads are copied from the teacher.
+    """
+    from tinybert_core.config import MobileBertConfig
+    try:
+        layers = MobileBertConfig.from_pretrained(student_config).num_hidden_layers
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    kt = KTOptions(alpha=alpha, temperature=temperature, google_kt=google_kt,
+                   progressive_lower_lr=lower_layer_lr)
+    total = layers * kt_steps_per_layer + pd_steps
+    summary = _run(f"distill ({strategy})", total, lambda on_step: recipes.distill(
+        teacher, student_config, kw["output_dir"], strategy, _data(kw),
+        _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
+        on_step=on_step, resume=kw["resume"], seed=kw["seed"]))
+    _report(summary, as_json)
+
+
+@click.command("evaluate-mlm", epilog="Example: tinybert evaluate-mlm runs/pkt/model "
+               "--eval-corpus sotu-valid.txt")
+@click.argument("model_dir", type=_IN_DIR)
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def evaluate_mlm_command(model_dir: Path, as_json: bool, **kw: Any) -> None:
+    """Report a pre-training model's held-out masked-LM loss, accuracy and perplexity."""
+    try:
+        result = recipes.evaluate(model_dir, _data(kw))
+    except _USER_ERRORS as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"MLM loss {result['mlm_loss']:.4f}  accuracy {result['mlm_accuracy']:.4f}  "
+                   f"perplexity {result['perplexity']:.1f}  ({result['predictions']} predictions)")
+
+
+@click.command("vocab", epilog="Example: tinybert vocab --corpus book.txt --vocab-size 8000 "
+               "--output vocab.txt")
+@click.option("--corpus", type=_IN_FILE, multiple=True, required=True)
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--vocab-size", default=recipes.DEFAULT_VOCAB_SIZE, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True)
+@click.option("--cased", is_flag=True, help="Keep case (default: lower-case, like uncased BERT).")
+def vocab_command(corpus: tuple[Path, ...], output: Path, vocab_size: int, min_frequency: int,
+                  cased: bool) -> None:
+    """Train a WordPiece vocabulary on your own text and write vocab.txt."""
+    from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    try:
+        tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
+                                       lowercase=not cased)
+        save_vocab(tokens, output)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"wrote {len(tokens)} tokens to {output}")

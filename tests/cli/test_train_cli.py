@@ -1,0 +1,96 @@
+"""`tinybert pretrain / distill / evaluate-mlm / vocab` end to end on a tiny config."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import tinybert
+from tinybert_core import MobileBertConfig
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+VOCAB = SHARED / "data/vocab/bert-base-uncased-vocab.txt"
+CORPUS = SHARED / "data/corpus/sotu-valid.txt"
+pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/data")
+
+TINY = dict(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
+            max_position_embeddings=64)
+COMMON = ["--corpus", str(CORPUS), "--eval-corpus", str(CORPUS), "--vocab", str(VOCAB),
+          "--batch-size", "2", "--seq-len", "32", "--max-predictions", "5", "--eval-batches", "1"]
+
+
+def write_config(path: Path, preset: str, **sizes) -> Path:
+    MobileBertConfig.from_pretrained(preset, **{**TINY, **sizes}).to_json(path)
+    return path
+
+
+def run(*args):
+    result = CliRunner().invoke(tinybert, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("teacher")
+    cfg = write_config(tmp / "teacher.json", "ib-bert-small", intra_bottleneck_size=64,
+                       intermediate_size=64)
+    result = run("pretrain", "--config", cfg, "--steps", 3, "--output-dir", tmp / "run",
+                 "--cache-dir", tmp / "cache", "--json", *COMMON)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    assert summary["steps"] == 3 and summary["eval"]["predictions"] > 0
+    assert len((tmp / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+    return Path(summary["model_dir"])
+
+
+def test_pretrain_writes_hf_layout(teacher_dir):
+    assert {p.name for p in teacher_dir.iterdir()} >= {"config.json", "model.safetensors",
+                                                       "vocab.txt"}
+
+
+@pytest.mark.parametrize("strategy", ["progressive", "joint", "auxiliary", "none"])
+def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
+    cfg = write_config(tmp_path / "student.json", "mobilebert-small", intra_bottleneck_size=16,
+                       intermediate_size=32)
+    result = run("distill", "--teacher", teacher_dir, "--student-config", cfg, "--strategy",
+                 strategy, "--kt-steps-per-layer", 1, "--pd-steps", 1, "--output-dir",
+                 tmp_path / "out", "--cache-dir", tmp_path / "cache", *COMMON)
+    assert result.exit_code == 0, result.output
+    assert "trained 3/3 steps" in result.output
+    result = run("evaluate-mlm", tmp_path / "out" / "model", "--json", *COMMON)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["mlm_accuracy"] >= 0.0
+
+
+def test_distill_refuses_a_mismatched_teacher_before_training(teacher_dir, tmp_path):
+    cfg = write_config(tmp_path / "student.json", "mobilebert-small", intra_bottleneck_size=16,
+                       intermediate_size=32, num_attention_heads=4)
+    result = run("distill", "--teacher", teacher_dir, "--student-config", cfg, "--output-dir",
+                 tmp_path / "out", *COMMON)
+    assert result.exit_code == 1
+    assert "num_attention_heads: student 4 vs teacher 2" in result.output
+    assert not (tmp_path / "out" / "checkpoint.npz").exists()
+
+
+def test_empty_corpus_and_foreign_checkpoint_are_clear_errors(teacher_dir, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    result = run("pretrain", "--config", teacher_dir, "--steps", 1, "--output-dir",
+                 tmp_path / "a", "--corpus", empty, "--vocab", VOCAB, "--seq-len", 32)
+    assert result.exit_code == 1 and "empty corpus" in result.output
+    cfg = write_config(tmp_path / "other.json", "mobilebert-small", intra_bottleneck_size=16,
+                       intermediate_size=32)
+    args = ["--steps", 2, "--save-every", 1, "--output-dir", tmp_path / "b", *COMMON]
+    assert run("pretrain", "--config", teacher_dir, *args).exit_code == 0
+    result = run("pretrain", "--config", cfg, "--resume", *args)
+    assert result.exit_code == 1 and "different model config" in result.output
+
+
+def test_vocab_command(tmp_path):
+    out = tmp_path / "vocab.txt"
+    result = run("vocab", "--corpus", CORPUS, "--output", out, "--vocab-size", 1500)
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1500 and lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -1,0 +1,143 @@
+"""End-to-end recipes behind the CLI: pre-train a model, distill a teacher into a student,
+evaluate a model's masked-LM loss, train a vocabulary.
+
+Each recipe checks everything it can before the first step (files, corpus, vocabulary against
+the embedding table, the teacher against the student, sequence length against the position
+table), then builds data and models and hands them to `tinybert_core.training.train`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from tinybert_core.config import MobileBertConfig
+from tinybert_core.data import make_eval_batches, make_pretraining_batches
+from tinybert_core.hf_io import load_model, model_class
+from tinybert_core.strategies import KTOptions, check_compatible, copy_from_teacher
+from tinybert_core.tokenization import BertTokenizer
+from tinybert_core.training import TrainingArguments, evaluate_mlm, train
+
+DEFAULT_VOCAB_SIZE = 8000
+
+
+@dataclass
+class DataOptions:
+    """Where text comes from and how it is cut into MLM + NSP examples."""
+
+    corpus: Sequence[Path] | None = None       # None: the embedded default corpus
+    eval_corpus: Sequence[Path] | None = None  # None: default corpus's validation split, if used
+    vocab: Path | None = None                  # None: teacher's, else trained on the corpus
+    batch_size: int = 8
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    whole_word_mask: bool = False
+    eval_batches: int = 20
+    cache_dir: Path | None = None
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | None = None
+                      ) -> BertTokenizer:
+    """The vocabulary, in order of preference: --vocab, the teacher's, the default corpus's
+    cached one, or a new one trained on the user's corpus (saved in the output directory)."""
+    if data.vocab is not None:
+        return BertTokenizer(data.vocab)
+    if teacher_dir is not None and (Path(teacher_dir) / "vocab.txt").is_file():
+        return BertTokenizer.from_pretrained(teacher_dir)
+    if data.corpus is None:
+        from tinybert_core.default_corpus import default_vocab_path
+        return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
+    from tinybert_core.data import check_corpus
+    from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    files = check_corpus(data.corpus)
+    path = Path(output_dir) / "vocab.txt"
+    if not path.is_file():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        save_vocab(train_wordpiece_vocab(files, DEFAULT_VOCAB_SIZE), path)
+    return BertTokenizer(path)
+
+
+def resolve_config(name_or_dir: str | Path, tokenizer: BertTokenizer, max_seq_length: int,
+                   **overrides: Any) -> MobileBertConfig:
+    """A preset or config directory, with vocab_size set to the tokenizer's."""
+    config = MobileBertConfig.from_pretrained(name_or_dir, **overrides)
+    if config.vocab_size != len(tokenizer):
+        config = config.replace(vocab_size=len(tokenizer))
+    if max_seq_length > config.max_position_embeddings:
+        raise ValueError(f"max_seq_length {max_seq_length} exceeds the model's "
+                         f"max_position_embeddings {config.max_position_embeddings}")
+    return config
+
+
+def _data(data: DataOptions, tokenizer: BertTokenizer) -> tuple[Any, list[Any] | None]:
+    kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
+              max_predictions_per_seq=data.max_predictions_per_seq,
+              whole_word_mask=data.whole_word_mask, cache_dir=data.cache_dir)
+    batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
+                                       **kw)
+    eval_paths = data.eval_corpus
+    if eval_paths is None and data.corpus is not None:
+        return batches, None                      # no held-out text was named
+    ev = make_eval_batches(eval_paths, batch_size=data.batch_size,
+                           max_batches=data.eval_batches, **kw)
+    return batches, ev
+
+
+def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
+             on_step: Callable[[dict], None] | None = None, resume: bool = False,
+             seed: int = 0) -> dict[str, Any]:
+    """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP."""
+    output_dir = Path(output_dir)
+    tokenizer = resolve_tokenizer(data, output_dir)
+    cfg = resolve_config(config, tokenizer, data.max_seq_length)
+    batches, ev = _data(data, tokenizer)
+    model = model_class(cfg, "pretraining")(cfg, seed=seed)
+    targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
+    return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer, on_step=on_step,
+                 resume=resume)
+
+
+def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
+            data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
+            on_step: Callable[[dict], None] | None = None, resume: bool = False,
+            seed: int = 0) -> dict[str, Any]:
+    """Transfer a pre-trained teacher into a student with `strategy` (spec section 5)."""
+    output_dir = Path(output_dir)
+    teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
+    tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
+    if len(tokenizer) != teacher_config.vocab_size:
+        raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
+                         f"embedding table has {teacher_config.vocab_size} rows")
+    cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
+    check_compatible(cfg, teacher_config, strategy)
+    teacher = load_model(teacher_dir, "pretraining")
+    batches, ev = _data(data, tokenizer)
+    student = model_class(cfg, "pretraining")(cfg, seed=seed)
+    if strategy != "none":
+        copy_from_teacher(student, teacher)
+    targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
+                              kt=kt or KTOptions(), **args)
+    return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
+                 eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume)
+
+
+def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
+    """Held-out masked-LM loss and accuracy of a saved pre-training model."""
+    model = load_model(model_dir, "pretraining")
+    tokenizer = resolve_tokenizer(data, Path(model_dir), Path(model_dir))
+    if len(tokenizer) != model.config.vocab_size:
+        raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the model's "
+                         f"embedding table has {model.config.vocab_size} rows")
+    paths = data.eval_corpus if data.eval_corpus is not None else data.corpus
+    ev = make_eval_batches(paths, tokenizer=tokenizer, batch_size=data.batch_size,
+                           max_seq_length=data.max_seq_length,
+                           max_predictions_per_seq=data.max_predictions_per_seq,
+                           whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
+                           cache_dir=data.cache_dir)
+    result = evaluate_mlm(model, ev)
+    result["perplexity"] = float(np.exp(result["mlm_loss"]))
+    return result
