@@ -304,6 +304,8 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
     """
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be mean, sum or none, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     c = logits.shape[-1]
     lead = logits.shape[:-1]
     target_t = target if isinstance(target, Tensor) else None
@@ -313,8 +315,9 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
             raise ValueError(f"cross_entropy: soft targets must have the logits' shape "
                              f"{logits.shape}, got {t.shape}")
         soft = target_t if target_t is not None else Tensor._from_op(t, logits.backend, None)
-        rows = -(soft * log_softmax(logits)).sum(axis=-1)
-        return _reduce(rows, reduction)
+        if label_smoothing != 0.0:
+            soft = soft * (1.0 - label_smoothing) + label_smoothing / c
+        return _reduce(-_xlogy(soft, log_softmax(logits)).sum(axis=-1), reduction)
     if t.shape != lead:
         raise ValueError(f"cross_entropy: class targets must have shape {lead} for logits "
                          f"{logits.shape}, got {t.shape}")
@@ -324,14 +327,12 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
         out = N.CrossEntropy.apply(flat, Tensor._from_op(t_flat, logits.backend, None),
                                    ignore_index=ignore_index, reduction=reduction)
         return out.reshape(lead) if reduction == "none" else out
-    if not 0.0 < label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     # (1 - eps) * nll + eps * mean over classes of -log p, on the rows that are not ignored.
     nll = N.CrossEntropy.apply(flat, Tensor._from_op(t_flat, logits.backend, None),
                                ignore_index=ignore_index, reduction="none")
     valid = t_flat != ignore_index
-    smooth = -log_softmax(flat).mean(axis=-1) * Tensor._from_op(
-        valid.astype(logits.dtype), logits.backend, None)
+    # where, not a 0/1 product: an ignored row may hold -inf logits, and inf * 0 is nan.
+    smooth = where(valid, -log_softmax(flat).mean(axis=-1), 0.0)
     rows = nll * (1.0 - label_smoothing) + smooth * label_smoothing
     if reduction == "none":
         return rows.reshape(lead)
@@ -346,7 +347,7 @@ def kl_div(log_q: Tensor, p: Any, reduction: str = "batchmean") -> Tensor:
     p = log_q._lift(p)
     positive = p.data > 0
     safe_p = where(positive, p, 1.0)
-    pointwise = where(positive, p * log(safe_p), 0.0) - p * log_q
+    pointwise = where(positive, p * log(safe_p), 0.0) - _xlogy(p, log_q)
     if reduction == "batchmean":
         return pointwise.sum() * (1.0 / (log_q.shape[0] if log_q.ndim else 1))
     return _reduce(pointwise, reduction)
@@ -356,6 +357,14 @@ def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:
     """Mean (or sum, or none) of the squared difference (a - b)^2."""
     d = a - b
     return _reduce(d * d, reduction)
+
+
+def _xlogy(p: Tensor, log_q: Tensor) -> Tensor:
+    """p * log_q with 0 * (-inf) taken as 0: a class masked out of q that p gives no mass adds
+    nothing (as 0 log 0 = 0), instead of turning the loss into nan."""
+    xp = log_q.backend.xp
+    keep = (p.data != 0) | xp.isfinite(log_q.data)
+    return p * (log_q if bool(keep.all()) else where(keep, log_q, 0.0))
 
 
 def _reduce(x: Tensor, reduction: str) -> Tensor:

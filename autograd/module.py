@@ -42,7 +42,7 @@ class Module:
 
     # --- traversal -------------------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, "Module"]]:
-        for name, value in vars(self).items():
+        for name, value in _members(self):
             if isinstance(value, Module):
                 yield name, value
 
@@ -61,13 +61,20 @@ class Module:
             yield m
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
-        """(dotted name, parameter) pairs in definition order, each parameter once."""
+        """(dotted name, parameter) pairs in attribute order, depth first, each parameter once
+        (a tied weight keeps the name of its first appearance)."""
         seen: set[int] = set()
-        for prefix, module in self.named_modules():
-            for name, value in vars(module).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
+        stack: list[tuple[str, Any]] = [("", self)]
+        while stack:
+            name, value = stack.pop()
+            if isinstance(value, Parameter):
+                if id(value) not in seen:
                     seen.add(id(value))
-                    yield (f"{prefix}.{name}" if prefix else name), value
+                    yield name, value
+                continue
+            items = [(n, v) for n, v in _members(value) if isinstance(v, (Module, Parameter))]
+            for child, v in reversed(items):
+                stack.append((f"{name}.{child}" if name else child, v))
 
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
@@ -150,6 +157,13 @@ class Module:
         return missing, unexpected
 
 
+def _members(module: Module) -> Iterator[tuple[str, Any]]:
+    """A module's attributes in definition order; a ModuleList's are its items."""
+    if isinstance(module, ModuleList):
+        return ((str(i), m) for i, m in enumerate(module._modules))
+    return iter(vars(module).items())
+
+
 class ModuleList(Module):
     """A list of modules whose parameters are named `<attr>.<index>.<name>`."""
 
@@ -161,13 +175,8 @@ class ModuleList(Module):
     def append(self, module: Module) -> "ModuleList":
         if not isinstance(module, Module):
             raise TypeError(f"ModuleList holds Modules, got {type(module).__name__}")
-        setattr(self, str(len(self._modules)), module)
         self._modules.append(module)
         return self
-
-    def named_children(self) -> Iterator[tuple[str, Module]]:
-        for i, m in enumerate(self._modules):
-            yield str(i), m
 
     def __getitem__(self, i: int) -> Module:
         return self._modules[i]

@@ -21,7 +21,6 @@ import numpy as np
 
 import backends
 from autograd.ops import elementwise as E
-from autograd.ops import matmul as M
 from autograd.ops import movement as V
 from autograd.ops import nn as N
 from autograd.ops import reduce as R
@@ -32,6 +31,14 @@ _ALLOWED_KINDS = "fiub"  # float, signed and unsigned int, bool
 def _writeable(array: Any) -> bool:
     flags = getattr(array, "flags", None)
     return flags is None or flags.writeable
+
+
+def _memory_key(array: Any) -> int:
+    """id of the object that owns `array`'s memory, so that every view of one buffer (a reshape,
+    a slice) has the same key."""
+    while getattr(array, "base", None) is not None:
+        array = array.base
+    return id(array)
 
 
 class Tensor:
@@ -185,27 +192,33 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad (was it made under "
                                "no_grad, or from tensors that do not require grad?)")
         xp = self.backend.xp
+        given = set()  # memory already handed to a .grad (or owned by the caller): never shared
         if grad is None:
             if self.size != 1:
                 raise ValueError(f"backward: grad can be omitted only for a one-element output; "
                                  f"pass grad= of shape {self.shape}")
             grad = xp.ones(self.shape, dtype=self.dtype)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else self.backend.asarray(grad, self.dtype)
+            # Cast to the output's dtype, a Tensor as well as an array (else float32 leaves would
+            # get float64 gradients).
+            grad = self.backend.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(f"backward: grad has shape {grad.shape}, output has {self.shape}")
+            given.add(_memory_key(grad))
 
         grads = {id(self): grad}
-        given = set()  # ids of arrays already handed to a .grad, which must not be shared
         for node in _toposort(self):
             g = grads.pop(id(node), None)
             if g is None:
                 continue
             ctx = node._ctx
             if ctx is None or node._retains_grad:
-                if id(g) in given or not _writeable(g):
+                # Views count too: a reshape's gradient is a view of the array another input got.
+                key = _memory_key(g)
+                if key in given or not _writeable(g):
                     g = g.copy()
-                given.add(id(g))
+                    key = id(g)
+                given.add(key)
                 node.grad = g if node.grad is None else node.grad + g
                 if ctx is None:
                     continue
@@ -226,12 +239,19 @@ class Tensor:
 
     # --- operators -------------------------------------------------------------------------------
     def _lift(self, other: Any) -> "Tensor":
-        """A constant operand as a tensor on self's backend (Python numbers take self's dtype)."""
+        """A constant operand as a tensor on self's backend. Python and NumPy scalars take self's
+        dtype, except that a float scalar on an integer or bool tensor gives float32 and an
+        integer scalar on a bool tensor int64."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, (bool, int, float)) and not isinstance(other, np.generic):
+        if isinstance(other, (bool, int, float, np.bool_, np.integer, np.floating)):
             kind = self.dtype.kind
-            dtype = self.dtype if kind == "f" or not isinstance(other, float) else np.float32
+            if kind != "f" and isinstance(other, (float, np.floating)):
+                dtype = np.float32
+            elif kind == "b" and not isinstance(other, (bool, np.bool_)):
+                dtype = np.int64
+            else:
+                dtype = self.dtype
             return Tensor._from_op(self.backend.xp.asarray(other, dtype=dtype), self.backend, None)
         return Tensor(other, device=self.backend)
 
@@ -239,13 +259,14 @@ class Tensor:
         a, b = self, self._lift(other)
         if reverse:
             a, b = b, a
-        # Integer and boolean operands (masks, ids) take the float operand's dtype; two different
-        # float dtypes are a mistake that Function.apply reports.
+        # Integer and boolean operands (masks, ids) take the float operand's dtype, and booleans
+        # an integer operand's; two different float dtypes are a mistake that Function.apply
+        # reports.
         ka, kb = a.dtype.kind, b.dtype.kind
         if ka != kb:
-            if ka == "f" and kb in "iub":
+            if kb == "b" or (ka == "f" and kb in "iu"):
                 b = Tensor._from_op(b.data.astype(a.dtype), b.backend, None)
-            elif kb == "f" and ka in "iub":
+            elif ka == "b" or (kb == "f" and ka in "iu"):
                 a = Tensor._from_op(a.data.astype(b.dtype), a.backend, None)
         return op.apply(a, b)
 

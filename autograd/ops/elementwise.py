@@ -78,6 +78,8 @@ class PowScalar(Function):
         return x ** p
 
     def backward(self, g):
+        if self.p == 0:  # the derivative is 0 everywhere; 0 * x ** -1 would be nan at x = 0
+            return (self.xp.zeros_like(g),)
         return (g * (self.p * self.x ** (self.p - 1)),)
 
 

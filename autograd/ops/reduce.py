@@ -69,5 +69,5 @@ class Max(Function):
         x = self.x
         g = g.reshape(self.y.shape)
         hit = x == self.y
-        count = hit.sum(axis=self.axes, keepdims=True)
+        count = hit.sum(axis=self.axes, keepdims=True, dtype=g.dtype)  # int counts would upcast
         return (hit * (g / count),)

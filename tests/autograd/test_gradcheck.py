@@ -1,0 +1,217 @@
+"""gradcheck itself: it must catch a wrong backward (element-wise and directional), say where,
+pass integer inputs through, leave the caller's tensors alone and reject bad arguments.
+
+The wrong backwards are tiny `Function` subclasses defined here, as in HIPS autograd's
+define_gradient example: a correct forward with a deliberately wrong derivative.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import autograd.functional as F
+from autograd import Function, GradcheckError, Tensor, gradcheck
+
+
+def leaf(x, dtype=np.float64) -> Tensor:
+    return Tensor(np.array(x, dtype=dtype), requires_grad=True)
+
+
+class Square(Function):
+    """x ** 2 with the right derivative."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return (g * 2 * self.x,)
+
+
+class SquareMissingFactor(Function):
+    """x ** 2 whose backward forgets the factor 2."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return (g * self.x,)
+
+
+class SquareSlightlyOff(Function):
+    """x ** 2 with a backward 0.1% too large: small, but far outside the tolerances."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        return (g * 2 * self.x * 1.001,)
+
+
+class SquareWrongAtOneIndex(Function):
+    """x ** 2 whose backward is right except at flat index 5."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, g):
+        gx = g * 2 * self.x
+        gx.reshape(-1)[5] += 1.0
+        return (gx,)
+
+
+class MulWrongSecondInput(Function):
+    """a * b whose gradient for b is wrong (it returns g * b instead of g * a)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return g * self.b, g * self.b
+
+
+class AddNoUnbroadcast(Function):
+    """a + b that forgets to sum the gradient back to b's (broadcast) shape."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+def x_small():
+    return leaf(np.random.default_rng(0).uniform(0.5, 2.0, (3, 4)))
+
+
+def x_large():
+    return leaf(np.random.default_rng(1).uniform(0.5, 2.0, (20, 20)))   # 400 > 256 elements
+
+
+def test_a_correct_backward_passes_in_every_mode():
+    for mode in ("auto", "elementwise", "directional"):
+        assert gradcheck(Square.apply, x_small(), mode=mode) is True
+        assert gradcheck(Square.apply, x_large(), mode=mode) is True
+
+
+@pytest.mark.parametrize("op", [SquareMissingFactor, SquareSlightlyOff])
+def test_a_wrong_backward_fails_elementwise_with_a_full_report(op):
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(op.apply, x_small(), mode="elementwise")
+    msg = str(info.value)
+    assert "input 0 of shape (3, 4)" in msg
+    assert "at index (" in msg
+    assert "analytic" in msg and "numeric" in msg and "|diff|" in msg
+    assert "eps=1e-06, atol=1e-06, rtol=1e-05" in msg
+    assert "12 of 12 elements out of tolerance" in msg
+
+
+@pytest.mark.parametrize("op", [SquareMissingFactor, SquareSlightlyOff])
+@pytest.mark.parametrize("make", [x_small, x_large])
+def test_a_wrong_backward_fails_directionally(op, make):
+    x = make()
+    with pytest.raises(GradcheckError, match=rf"input 0 of shape \({x.shape[0]}, {x.shape[1]}\) "
+                                             r"along random direction 0: analytic <grad, d> .* vs "
+                                             r"numeric .*eps=1e-06, atol=1e-06, rtol=1e-05"):
+        gradcheck(op.apply, x, mode="directional")
+
+
+def test_auto_mode_is_elementwise_for_small_inputs_and_directional_for_large():
+    with pytest.raises(GradcheckError, match="at index"):
+        gradcheck(SquareMissingFactor.apply, x_small())
+    with pytest.raises(GradcheckError, match="random direction"):
+        gradcheck(SquareMissingFactor.apply, x_large())
+    with pytest.raises(GradcheckError, match="at index"):
+        gradcheck(SquareMissingFactor.apply, x_large(), max_elements=400)
+
+
+def test_the_report_names_the_worst_index_and_the_input():
+    with pytest.raises(GradcheckError, match=r"input 0 of shape \(3, 4\) at index \(1, 1\): "
+                                             r".*1 of 12 elements out of tolerance"):
+        gradcheck(SquareWrongAtOneIndex.apply, x_small())
+    a, b = leaf([1.0, 2.0]), leaf([3.0, -4.0])
+    with pytest.raises(GradcheckError, match=r"input 1 of shape \(2,\)"):
+        gradcheck(MulWrongSecondInput.apply, a, b)
+    # Only inputs that require grad are checked: with b constant the wrong rule is never used.
+    assert gradcheck(MulWrongSecondInput.apply, a, Tensor(np.array([3.0, -4.0])))
+
+
+def test_the_report_shows_the_tolerances_it_was_given():
+    with pytest.raises(GradcheckError, match=r"eps=1e-05, atol=1e-08, rtol=0.001"):
+        gradcheck(SquareMissingFactor.apply, x_small(), eps=1e-5, atol=1e-8, rtol=1e-3)
+    # a loose enough tolerance accepts the 0.1% error
+    assert gradcheck(SquareSlightlyOff.apply, x_small(), atol=1e-2, rtol=1e-2)
+
+
+def test_a_backward_with_the_wrong_shape_is_reported_by_the_engine():
+    with pytest.raises(RuntimeError, match=r"AddNoUnbroadcast.backward returned a gradient of "
+                                           r"shape \(2, 3\) for an input of shape \(3,\)"):
+        gradcheck(AddNoUnbroadcast.apply, leaf(np.ones((2, 3))), leaf(np.ones(3)))
+
+
+def test_a_kink_fails_which_is_why_the_op_tests_dodge_them():
+    with pytest.raises(GradcheckError):
+        gradcheck(F.relu, leaf([0.0, 1.0]))                 # one-sided difference: 0.5 vs 0
+    assert gradcheck(F.relu, leaf([-0.5, 1.0]))
+
+
+def test_integer_inputs_pass_through():
+    seen = []
+
+    def fn(w, ids, k):
+        seen.append((ids, k))
+        return F.embedding(ids, w) * float(k)
+
+    ids = Tensor(np.array([[0, 2], [2, 2]]))
+    assert gradcheck(fn, leaf(np.ones((3, 2))), ids, 3)
+    assert all(i is ids and k == 3 for i, k in seen)
+    assert ids.dtype == np.int64
+    assert gradcheck(lambda x, m: F.where(m, x, 0.0), leaf([1.0, 2.0]),
+                     np.array([True, False]))
+
+
+def test_inputs_are_cast_to_float64_and_left_untouched():
+    x = leaf([0.5, 1.5], np.float32)
+    dtypes = []
+
+    def fn(u):
+        dtypes.append(u.dtype)
+        return u * u
+
+    assert gradcheck(fn, x)
+    assert set(dtypes) == {np.dtype(np.float64)}
+    assert x.dtype == np.float32 and x.grad is None
+    np.testing.assert_array_equal(x.numpy(), np.array([0.5, 1.5], np.float32))
+
+
+def test_outputs_that_do_not_move_do_not_spoil_the_difference():
+    # A large constant part of the output must cancel exactly, not swamp the 1e-6 differences.
+    x = leaf(np.linspace(-1.0, 1.0, 24).reshape(2, 3, 4))
+    mask = np.arange(4) % 2 == 0
+    assert gradcheck(lambda u: F.masked_fill(u, mask, 1e8), x)
+    assert gradcheck(lambda u: F.pad(u, [(0, 0), (0, 0), (50, 50)], value=-3e7), x)
+
+
+def test_params_are_checked_and_restored():
+    w = leaf([[1.0, -2.0], [0.5, 3.0]])
+    before = w.numpy().copy()
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert gradcheck(lambda u: F.linear(u, w), x, params=[w])
+    np.testing.assert_array_equal(w.numpy(), before)
+    with pytest.raises(TypeError, match="params must be float64"):
+        gradcheck(lambda u: u * 1.0, x, params=[leaf([1.0], np.float32)])
+
+
+def test_bad_arguments_are_rejected():
+    x = x_small()
+    with pytest.raises(ValueError, match="mode must be auto, elementwise or directional, got "
+                                         "'elementwize'"):
+        gradcheck(Square.apply, x, mode="elementwize")
+    with pytest.raises(ValueError, match="no input requires grad"):
+        gradcheck(lambda u: u * 2.0, Tensor(np.ones(2)))
+    with pytest.raises(TypeError, match="fn must return a Tensor, got ndarray"):
+        gradcheck(lambda u: u.numpy(), x)
