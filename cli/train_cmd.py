@@ -45,7 +45,8 @@ def data_options(fn: Callable) -> Callable:
 def train_options(fn: Callable) -> Callable:
     options = [
         click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
-                     required=True, help="Checkpoints, metrics.jsonl and the final model/."),
+                     default=Path("runs") / fn.__name__.replace("_command", ""),
+                     show_default=True, help="Checkpoints, metrics.jsonl and the final model/."),
         click.option("--lr", default=1e-3, show_default=True, help="LAMB learning rate."),
         click.option("--warmup", default=0.1, show_default=True,
                      help="Warm-up fraction of each decaying stage."),

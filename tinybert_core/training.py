@@ -165,12 +165,16 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
         batches.load_state(data_state)
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+    elif ckpt_path.exists():
+        raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
+                         f"(--resume) or choose another output directory")
 
     def save(at_step: int) -> None:
         save_training_checkpoint(ckpt_path, student, opt, at_step, run_config,
                                  data_state=batches.state(), extra={"args": _jsonable(args)})
 
-    metrics_file = open(args.output_dir / METRICS_NAME, "a", encoding="utf-8")
+    # A fresh run starts a fresh log; a resumed one appends after the steps it kept.
+    metrics_file = open(args.output_dir / METRICS_NAME, "a" if resume else "w", encoding="utf-8")
     last_eval: dict[str, float] = {}
     current = -1
     try:

@@ -65,6 +65,8 @@ def test_killed_run_resumes_to_the_same_weights(tok, tmp_path):
         np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == list(range(1, 8))
+    with pytest.raises(ValueError, match="already holds a training checkpoint"):
+        train(b, TrainingArguments(tmp_path / "run", **args), batches(tok, tmp_path), teacher)
 
 
 def test_progressive_stage_trains_only_its_block(tok, tmp_path):
