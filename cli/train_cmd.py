@@ -152,12 +152,16 @@ def pretrain_command(config: str, steps: int, as_json: bool, **kw: Any) -> None:
               help="Google's KT losses: normalised FMT x100, AT, mean x5000, variance x5, /L.")
 @click.option("--lower-layer-lr", default=0.0, show_default=True,
               help="Progressive: lr multiplier of finished blocks (0 freezes; Google 0.1).")
+@click.option("--init-from-teacher/--no-init-from-teacher", default=None,
+              help="Copy the teacher's embeddings and heads first [default: unless --strategy "
+                   "none].")
 @data_options
 @train_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_per_layer: int,
                     pd_steps: int, alpha: float, temperature: float, google_kt: bool,
-                    lower_layer_lr: float, as_json: bool, **kw: Any) -> None:
+                    lower_layer_lr: float, init_from_teacher: bool | None, as_json: bool,
+                    **kw: Any) -> None:
     """Transfer a teacher's knowledge into a MobileBERT student.
 
     Strategies (paper section 4.3): progressive (one stage per block, then pre-training
@@ -175,7 +179,8 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
     summary = _run(f"distill ({strategy})", total, lambda on_step: recipes.distill(
         teacher, student_config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
-        on_step=on_step, resume=kw["resume"], seed=kw["seed"]))
+        on_step=on_step, resume=kw["resume"], seed=kw["seed"],
+        init_from_teacher=init_from_teacher))
     _report(summary, as_json)
 
 

@@ -31,8 +31,10 @@ from tinybert_core import recipes  # noqa: E402
 from tinybert_core.strategies import KTOptions  # noqa: E402
 from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab  # noqa: E402
 
-STRATEGY_ORDER = ["none", "auxiliary", "joint", "progressive"]
-COLORS = {"none": "#888888", "auxiliary": "#1f77b4", "joint": "#2ca02c",
+# "none-init" is the control: no teacher while training, but the student starts from the
+# teacher's embeddings and heads like the transfer strategies do.
+STRATEGY_ORDER = ["none", "none-init", "auxiliary", "joint", "progressive"]
+COLORS = {"none": "#888888", "none-init": "#ff7f0e", "auxiliary": "#1f77b4", "joint": "#2ca02c",
           "progressive": "#d62728", "teacher": "#000000"}
 
 
@@ -156,10 +158,12 @@ def main() -> None:
         run_dir = out / strategy
         if not (run_dir / "model").exists():
             start = time.time()
-            recipes.distill(teacher_dir, out / "student_config.json", run_dir, strategy, data,
+            base = strategy.split("-")[0]
+            recipes.distill(teacher_dir, out / "student_config.json", run_dir, base, data,
                             dict(common, pd_steps=args.pd_steps,
                                  kt_steps_per_layer=args.kt_steps_per_layer), kt,
-                            on_step=log(strategy), resume=(run_dir / "checkpoint.npz").exists())
+                            on_step=log(strategy), resume=(run_dir / "checkpoint.npz").exists(),
+                            init_from_teacher=base != "none" or strategy == "none-init")
             timings[strategy] = time.time() - start
         results[strategy] = recipes.evaluate(run_dir / "model", data)
 
@@ -168,7 +172,9 @@ def main() -> None:
              "|---|---|---|---|---|"]
     for name, r in results.items():
         steps = args.teacher_steps if name == "teacher" else total
-        label = "IB-BERT teacher" if name == "teacher" else f"student, {name}"
+        label = ("IB-BERT teacher" if name == "teacher" else
+                 "student, none (teacher's embeddings and heads)" if name == "none-init" else
+                 f"student, {name}")
         lines.append(f"| {label} | {steps} | {r['mlm_loss']:.4f} | {r['mlm_accuracy']:.4f} | "
                      f"{r['perplexity']:.1f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -104,8 +104,13 @@ def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
             data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
             on_step: Callable[[dict], None] | None = None, resume: bool = False,
-            seed: int = 0) -> dict[str, Any]:
-    """Transfer a pre-trained teacher into a student with `strategy` (spec section 5)."""
+            seed: int = 0, init_from_teacher: bool | None = None) -> dict[str, Any]:
+    """Transfer a pre-trained teacher into a student with `strategy` (spec section 5).
+
+    `init_from_teacher` copies the teacher's embeddings and heads into the student first
+    (Google's init_from_teacher); None means "for every strategy but none". Strategy none with
+    init_from_teacher=True is the control that separates the copy from the transfer losses.
+    """
     output_dir = Path(output_dir)
     teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
     tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
@@ -117,7 +122,9 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
     teacher = load_model(teacher_dir, "pretraining")
     batches, ev = _data(data, tokenizer)
     student = model_class(cfg, "pretraining")(cfg, seed=seed)
-    if strategy != "none":
+    if init_from_teacher is None:
+        init_from_teacher = strategy != "none"
+    if init_from_teacher:
         copy_from_teacher(student, teacher)
     targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
                               kt=kt or KTOptions(), **args)
