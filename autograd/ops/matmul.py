@@ -25,7 +25,14 @@ class MatMul(Function):
         a, b = self.a, self.b
         na, nb = self.needs_input_grad
         ga = unbroadcast(self.xp.matmul(g, b.swapaxes(-1, -2)), a.shape) if na else None
-        gb = unbroadcast(self.xp.matmul(a.swapaxes(-1, -2), g), b.shape) if nb else None
+        if not nb:
+            gb = None
+        elif b.ndim == 2:
+            # A shared 2-d weight: one GEMM over the flattened batch, instead of a (batch, k, n)
+            # product that unbroadcast would then sum away (375 MB at vocab size).
+            gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+        else:
+            gb = unbroadcast(self.xp.matmul(a.swapaxes(-1, -2), g), b.shape)
         return ga, gb
 
 
