@@ -17,6 +17,14 @@ __version__ = "0.1.0"
 # (module, command attribute): listed here so the command set is visible in one place.
 _COMMANDS = [
     ("cli.gradcheck_cmd", "gradcheck"),
+    ("cli.backends_cmd", "backends_command"),
+    ("cli.summary_cmd", "summary_command"),
+    ("cli.inference_cmd", "fill_mask_command"),
+    ("cli.inference_cmd", "encode_command"),
+    ("cli.train_cmd", "pretrain_command"),
+    ("cli.train_cmd", "distill_command"),
+    ("cli.train_cmd", "evaluate_mlm_command"),
+    ("cli.train_cmd", "vocab_command"),
 ]
 
 

@@ -1,0 +1,48 @@
+"""`tinybert summary`: parameters per top-level module and matmul FLOPs of a config."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from tinybert_core.config import PRESETS, MobileBertConfig
+from tinybert_core.counting import summary
+
+
+@click.command("summary", epilog="Example: tinybert summary --config mobilebert --seq-len 128")
+@click.option("--config", "config_name", required=True, metavar="NAME_OR_DIR",
+              help=f"A preset ({', '.join(PRESETS)}), a model directory or a config.json.")
+@click.option("--architecture", default=None, show_default="the backbone",
+              help="Model class to count, e.g. MobileBertForPreTraining or ForPreTraining.")
+@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1),
+              help="Sequence length for the FLOP count.")
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Batch size for the FLOP count.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def summary_command(config_name: str, architecture: str | None, seq_len: int, batch_size: int,
+                    as_json: bool) -> None:
+    """Count a model's parameters and matmul FLOPs from its config.
+
+    Parameters are listed per top-level module (embeddings, encoder, pooler, heads) and in
+    total, computed from the config's shapes without building the model. FLOPs are
+    2 x multiply-accumulates of the dense layers and of the attention products Q K^T and P V
+    for one forward pass at --seq-len.
+    """
+    try:
+        config = MobileBertConfig.from_pretrained(config_name)
+        info = summary(config, architecture, seq_len, batch_size)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['architecture']} ({config_name})")
+    width = max(len(k) for k in [*info["parameters"], "total"])
+    for name, count in info["parameters"].items():
+        click.echo(f"  {name:<{width}}  {count:>13,}")
+    click.echo(f"  {'total':<{width}}  {info['total_parameters']:>13,}")
+    flops = info["flops"]
+    parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.3f} G" for k, v in flops.items()
+                      if k != "total" and v)
+    click.echo(f"matmul FLOPs at seq_len {seq_len}, batch {batch_size}: "
+               f"{flops['total'] / 1e9:.3f} G ({parts})")

@@ -1,0 +1,112 @@
+"""Model outputs: small NamedTuples whose field names are Hugging Face's (`modeling_outputs.py`).
+
+Every output carries the optional per-layer extras, filled only when asked for:
+- `hidden_states` (output_hidden_states=True): the embedding output and every block's output,
+  num_hidden_layers + 1 tensors of shape (B, T, hidden_size) (spec 2.6).
+- `attentions` (output_attentions=True): each block's attention probabilities (B, H, T, T),
+  before attention dropout.
+- `attention_scores` (output_attentions=True): each block's scaled, masked, pre-softmax scores
+  (B, H, T, T) (Google's `all_attention_maps`, what attention transfer compares, spec 2.6/4.3).
+Fields are `Tensor`s (`.numpy()` for arrays) or None; `loss` is a scalar Tensor when labels
+were given.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from autograd.tensor import Tensor
+
+
+class EncoderOutput(NamedTuple):
+    last_hidden_state: Tensor
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class BaseModelOutputWithPooling(NamedTuple):
+    """Backbone output: the last layer (B, T, hidden) and the pooled [CLS] vector (B, hidden)."""
+
+    last_hidden_state: Tensor
+    pooler_output: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class PreTrainingOutput(NamedTuple):
+    """MLM + NSP. `prediction_logits` is (B, T, V), or (B, P, V) at the gathered
+    `masked_positions`; `loss` = masked_lm_loss + next_sentence_loss (those given)."""
+
+    loss: Tensor | None = None
+    prediction_logits: Tensor | None = None
+    seq_relationship_logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+    masked_lm_loss: Tensor | None = None
+    next_sentence_loss: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+
+
+class MaskedLMOutput(NamedTuple):
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class NextSentencePredictorOutput(NamedTuple):
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class SequenceClassifierOutput(NamedTuple):
+    """`logits` (B, num_labels); for regression (num_labels=1) the predicted value."""
+
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class TokenClassifierOutput(NamedTuple):
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+class QuestionAnsweringModelOutput(NamedTuple):
+    """Span scores (B, T) for the answer's first and last token."""
+
+    loss: Tensor | None = None
+    start_logits: Tensor | None = None
+    end_logits: Tensor | None = None
+    hidden_states: tuple | None = None
+    attentions: tuple | None = None
+    attention_scores: tuple | None = None
+
+
+# The names distillation code may rely on, kept in one place.
+MobileBertForPreTrainingOutput = PreTrainingOutput
+BertForPreTrainingOutput = PreTrainingOutput
+
+__all__ = [
+    "BaseModelOutputWithPooling",
+    "BertForPreTrainingOutput",
+    "EncoderOutput",
+    "MaskedLMOutput",
+    "MobileBertForPreTrainingOutput",
+    "NextSentencePredictorOutput",
+    "PreTrainingOutput",
+    "QuestionAnsweringModelOutput",
+    "SequenceClassifierOutput",
+    "TokenClassifierOutput",
+]
