@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -26,8 +27,8 @@ def gradcheck(seed: int, only: str | None, as_json: bool) -> None:
     if not cases:
         raise click.ClickException(f"no op name contains {only!r}")
     results = []
-    with click.progressbar(cases, label=f"gradcheck on {device}", file=click.get_text_stream(
-            "stderr"), item_show_func=lambda c: c[0] if c else "") as bar:
+    with click.progressbar(cases, label=f"gradcheck on {device}", file=sys.stderr,
+                           item_show_func=lambda c: c[0] if c else "") as bar:
         for case in bar:
             results.append(run_case(*case))
     failed = [r for r in results if not r.passed]

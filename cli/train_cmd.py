@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -89,7 +90,7 @@ def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict])
         return text
 
     with click.progressbar(length=total, label=label, item_show_func=show,
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         def on_step(record: dict) -> None:
             last.clear()
             last.update(record)
