@@ -46,20 +46,24 @@ def tok() -> BertTokenizer:
     return BertTokenizer(VOCAB)
 
 
+def _head(source: Path, out: Path, documents: int = 40) -> Path:
+    """The first `documents` blank-line-separated documents of `source`, copied line by line."""
+    with open(source, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+        docs = 0
+        for line in src:
+            dst.write(line)
+            docs += not line.strip()
+            if docs == documents:
+                break
+    return out
+
+
 @pytest.fixture(scope="module")
 def sotu_file(tmp_path_factory) -> Path:
     """The first 40 speeches of sotu-train.txt (about 0.5 MB), copied line by line."""
     if not SOTU.is_file():
         pytest.skip(f"corpus not found: {SOTU}")
-    out = tmp_path_factory.mktemp("sotu") / "sotu-head.txt"
-    with open(SOTU, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
-        docs = 0
-        for line in src:
-            dst.write(line)
-            docs += not line.strip()
-            if docs == 40:
-                break
-    return out
+    return _head(SOTU, tmp_path_factory.mktemp("sotu") / "sotu-head.txt")
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +71,7 @@ def moby_head(tmp_path_factory) -> Path:
     """The first 40 sections of moby-dick.txt, for the cache tests."""
     if not MOBY.is_file():
         pytest.skip(f"corpus not found: {MOBY}")
-    out = tmp_path_factory.mktemp("moby") / "moby-head.txt"
-    with open(MOBY, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
-        docs = 0
-        for line in src:
-            dst.write(line)
-            docs += not line.strip()
-            if docs == 40:
-                break
-    return out
+    return _head(MOBY, tmp_path_factory.mktemp("moby") / "moby-head.txt")
 
 
 @pytest.fixture(scope="module")
