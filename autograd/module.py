@@ -137,7 +137,8 @@ class Module:
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         mismatched = [f"{k}: checkpoint {tuple(np.shape(state[k]))} vs model {params[k].shape}"
-                      for k in params if k in state and tuple(np.shape(state[k])) != params[k].shape]
+                      for k in params
+                      if k in state and tuple(np.shape(state[k])) != params[k].shape]
         problems = []
         if mismatched:
             problems.append("shape mismatch for " + "; ".join(mismatched))

@@ -35,8 +35,8 @@ class Backend:
     def register(self, name: str) -> Callable[[Callable], Callable]:
         """Decorator that installs an override for the kernel `name`."""
         if name not in reference.KERNELS:
-            raise ValueError(f"backend {self.name}: no reference kernel named {name!r} to override; "
-                             f"known kernels: {sorted(reference.KERNELS)}")
+            raise ValueError(f"backend {self.name}: no reference kernel named {name!r} to "
+                             f"override; known kernels: {sorted(reference.KERNELS)}")
 
         def install(fn: Callable) -> Callable:
             self.kernels[name] = fn

@@ -139,7 +139,8 @@ def main() -> None:
             tasks[head] = task.eval()
         for case, ids, mask in (("nomask", data["input_ids"], None),
                                 ("mask", data["padded_input_ids"], data["attention_mask"])):
-            t = lambda a: None if a is None else torch.tensor(a)
+            def t(a):
+                return None if a is None else torch.tensor(a)
             kw = dict(input_ids=t(ids), attention_mask=t(mask),
                       token_type_ids=t(data["token_type_ids"]))
             with torch.no_grad():

@@ -452,7 +452,8 @@ def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]],
     past ``max_seq_length``) and stack them."""
     width = max(len(r[0]) for r in rows)
     if pad_to_multiple_of:
-        width = max(width, min(max_seq_length, -(-width // pad_to_multiple_of) * pad_to_multiple_of))
+        rounded_up = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        width = max(width, min(max_seq_length, rounded_up))
     B, P = len(rows), max_predictions
     input_ids = np.full((B, width), pad_id, dtype=np.int64)  # (B, T)
     token_type_ids = np.zeros((B, width), dtype=np.int64)

@@ -426,7 +426,9 @@ class MobileBertEncoder(nn.Module):
             if output_attentions:
                 all_probs.append(probs)
                 all_scores.append(scores)
-        as_tuple = (lambda xs: None if xs is None else tuple(xs))
+
+        def as_tuple(xs):
+            return None if xs is None else tuple(xs)
         return EncoderOutput(hidden_states, as_tuple(all_hidden), as_tuple(all_probs),
                              as_tuple(all_scores))
 

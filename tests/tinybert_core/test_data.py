@@ -195,7 +195,8 @@ def test_layout_segments_attention_and_dynamic_padding(sotu_batches):
         assert batch.input_ids.shape[1] == n.max() <= 128  # padded to the longest only
         for b, orig in enumerate(_originals(batch)):
             L = n[b]
-            assert np.all(batch.attention_mask[b, :L] == 1) and np.all(batch.attention_mask[b, L:] == 0)
+            assert np.all(batch.attention_mask[b, :L] == 1)
+            assert np.all(batch.attention_mask[b, L:] == 0)
             assert np.all(batch.input_ids[b, L:] == PAD)
             seps = np.flatnonzero(orig[:L] == SEP)
             assert len(seps) == 2 and seps[1] == L - 1 and orig[0] == CLS

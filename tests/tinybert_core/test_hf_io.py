@@ -167,7 +167,8 @@ def test_old_buffers_and_tied_decoder_aliases_are_accepted(model_dir):
                                                   "cls.predictions.decoder.weight"]
     np.testing.assert_array_equal(model.cls.predictions.bias.numpy(),
                                   state["cls.predictions.decoder.bias"])
-    assert model.cls.predictions.decoder.weight is model.mobilebert.embeddings.word_embeddings.weight
+    word_embeddings = model.mobilebert.embeddings.word_embeddings.weight
+    assert model.cls.predictions.decoder.weight is word_embeddings
 
 
 # --- bad files -----------------------------------------------------------------------------------

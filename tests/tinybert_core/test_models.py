@@ -309,7 +309,8 @@ def test_no_grad_forward_records_no_graph_and_float64_works():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda m: m(np.array([[1, 2, 50]])), ValueError, "token id 50 is out of range for vocab_size 50"),
+    (lambda m: m(np.array([[1, 2, 50]])), ValueError,
+     "token id 50 is out of range for vocab_size 50"),
     (lambda m: m(np.array([[1, -1]])), ValueError, "token id -1 is out of range"),
     (lambda m: m(np.zeros((1, 17), np.int64)), ValueError,
      "sequence length 17 exceeds max_position_embeddings 16"),
