@@ -48,6 +48,9 @@ def teacher_dir(tmp_path_factory):
 def test_pretrain_writes_hf_layout(teacher_dir):
     assert {p.name for p in teacher_dir.iterdir()} >= {"config.json", "model.safetensors",
                                                        "vocab.txt"}
+    result = run("fill-mask", teacher_dir, "the united [MASK] of america", "--top-k", 3)
+    assert result.exit_code == 0, result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 3
 
 
 @pytest.mark.parametrize("strategy", ["progressive", "joint", "auxiliary", "none"])
