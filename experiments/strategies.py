@@ -18,6 +18,7 @@ continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -116,6 +117,10 @@ def main() -> None:
     p.add_argument("--eval-batches", type=int, default=30)
     p.add_argument("--google-kt", action="store_true", help="Google's KT loss factors")
     p.add_argument("--strategies", default=",".join(STRATEGY_ORDER))
+    p.add_argument("--seed", type=int, default=0,
+                   help="students' initialisation and data order (the teacher always uses 0)")
+    p.add_argument("--teacher-from", type=Path, default=None,
+                   help="reuse the teacher (and vocab) of an earlier run's output directory")
     args = p.parse_args()
 
     out = args.out
@@ -123,6 +128,8 @@ def main() -> None:
     train_file = args.corpus_dir / "sotu-train.txt"
     valid_file = args.corpus_dir / "sotu-valid.txt"
     vocab = out / "vocab.txt"
+    if args.teacher_from is not None and not vocab.exists():
+        vocab.write_bytes((args.teacher_from / "vocab.txt").read_bytes())
     if not vocab.exists():
         save_vocab(train_wordpiece_vocab([train_file], args.vocab_size), vocab)
     vocab_size = sum(1 for _ in vocab.open(encoding="utf-8"))
@@ -134,6 +141,7 @@ def main() -> None:
                                batch_size=args.batch_size, max_seq_length=args.seq_len,
                                eval_batches=args.eval_batches, cache_dir=out / "cache")
     common = dict(learning_rate=args.lr, eval_every=args.eval_every, save_every=100)
+    student_data = dataclasses.replace(data, seed=args.seed)
     timings = {}
 
     def log(tag: str):
@@ -145,7 +153,7 @@ def main() -> None:
                       f"loss {r['loss']:.3f}{extra}", flush=True)
         return on_step
 
-    teacher_dir = out / "teacher" / "model"
+    teacher_dir = (args.teacher_from or out) / "teacher" / "model"
     if not teacher_dir.exists():
         start = time.time()
         recipes.pretrain(out / "teacher_config.json", out / "teacher", data,
@@ -159,11 +167,12 @@ def main() -> None:
         if not (run_dir / "model").exists():
             start = time.time()
             base = strategy.split("-")[0]
-            recipes.distill(teacher_dir, out / "student_config.json", run_dir, base, data,
+            recipes.distill(teacher_dir, out / "student_config.json", run_dir, base, student_data,
                             dict(common, pd_steps=args.pd_steps,
                                  kt_steps_per_layer=args.kt_steps_per_layer), kt,
                             on_step=log(strategy), resume=(run_dir / "checkpoint.npz").exists(),
-                            init_from_teacher=base != "none" or strategy == "none-init")
+                            init_from_teacher=base != "none" or strategy == "none-init",
+                            seed=args.seed)
             timings[strategy] = time.time() - start
         results[strategy] = recipes.evaluate(run_dir / "model", data)
 
@@ -183,7 +192,7 @@ def main() -> None:
                                                   "results": results, "seconds": timings},
                                                  indent=2))
     curves = {name: curve(out / name / "metrics.jsonl") for name in results
-              if (out / name / "metrics.jsonl").exists()}
+              if name != "teacher" and (out / name / "metrics.jsonl").exists()}
     svg_plot(curves, out / "curves.svg")
     print("\n".join(lines))
 
