@@ -138,20 +138,20 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
         raise ValueError("step counts must be non-negative")
     kt_steps = num_layers * kt_steps_per_layer
     every = list(range(1, num_layers + 1))
-    distill_mode = opts.student_dropout
+    dropout_on = opts.student_dropout  # Google: off while distilling
     if strategy == "none":
         return [Stage("pretrain", kt_steps + pd_steps, pretraining_loss, False,
                       warmup_proportion=warmup_proportion)]
     pd = Stage("pd", pd_steps, distillation_loss(opts), True,
-               warmup_proportion=warmup_proportion, train_mode=distill_mode)
+               warmup_proportion=warmup_proportion, train_mode=dropout_on)
     if strategy == "auxiliary":
         return [Stage("auxiliary", kt_steps + pd_steps,
                       distillation_loss(opts, every, num_layers), True,
-                      warmup_proportion=warmup_proportion, train_mode=distill_mode)]
+                      warmup_proportion=warmup_proportion, train_mode=dropout_on)]
     if strategy == "joint":
         return [Stage("joint-kt", kt_steps, knowledge_transfer_loss(every, opts, num_layers), True,
                       _frozen_outside_encoder(), warmup_proportion=warmup_proportion,
-                      train_mode=distill_mode), pd]
+                      train_mode=dropout_on), pd]
     stages = []
     for layer in every:
         scales = [(None, 0.0)]
@@ -162,7 +162,7 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
         # Google's per-phase schedule: a short warm-up, then (nearly) constant.
         stages.append(Stage(f"progressive-layer-{layer}", kt_steps_per_layer,
                             knowledge_transfer_loss([layer], opts, num_layers), True, scales,
-                            warmup_proportion=0.1, decay=False, train_mode=distill_mode))
+                            warmup_proportion=0.1, decay=False, train_mode=dropout_on))
     return stages + [pd]
 
 
