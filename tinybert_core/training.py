@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+import autograd.functional as F
 from autograd import no_grad, optim
 from tinybert_core.checkpoint import load_training_checkpoint, save_training_checkpoint
 from tinybert_core.strategies import KTOptions, Stage, build_stages, stage_schedule
@@ -96,13 +97,11 @@ def evaluate_mlm(model: Any, batches: list[Any]) -> dict[str, float]:
             for b in batches:
                 out = model(b.input_ids, attention_mask=b.attention_mask,
                             token_type_ids=b.token_type_ids, masked_positions=b.masked_lm_positions)
-                logits = out.prediction_logits.numpy().astype(np.float64)       # (B, P, V)
-                w = b.masked_lm_weights.astype(np.float64)
-                m = logits.max(-1, keepdims=True)
-                lse = (np.log(np.exp(logits - m).sum(-1, keepdims=True)) + m)[..., 0]
-                picked = np.take_along_axis(logits, b.masked_lm_ids[..., None], -1)[..., 0]
-                total_loss += float(((lse - picked) * w).sum())
-                total_correct += float(((logits.argmax(-1) == b.masked_lm_ids) * w).sum())
+                logits = out.prediction_logits                                  # (B, P, V)
+                per = F.cross_entropy(logits, b.masked_lm_ids, reduction="none").numpy()
+                w = b.masked_lm_weights.astype(np.float64)                       # (B, P)
+                total_loss += float((per * w).sum())
+                total_correct += float(((logits.numpy().argmax(-1) == b.masked_lm_ids) * w).sum())
                 total += float(w.sum())
     finally:
         model.train(was_training)
