@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +15,10 @@ from click.testing import CliRunner
 
 import autograd.functional as F
 import backends
+from paths import ROOT
 from autograd.nn import Linear
 from autograd.tensor import Tensor
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
 
 from cli.inference_cmd import encode_command, fill_mask_command
 from cli.summary_cmd import summary_command
+from paths import MODEL_FIXTURES
 from tinybert_core import BertTokenizer, MobileBertModel
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
-MOBILE = FIXTURES / "mobilebert-kq-shared"
+MOBILE = MODEL_FIXTURES / "mobilebert-kq-shared"
 SENTENCE = "the man went to the [MASK] and bought a gallon of milk ."
 
 

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import tinybert
+from paths import SHARED_DATA
 from tinybert_core import MobileBertConfig
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-VOCAB = SHARED / "data/vocab/bert-base-uncased-vocab.txt"
-CORPUS = SHARED / "data/corpus/sotu-valid.txt"
+VOCAB = SHARED_DATA / "vocab/bert-base-uncased-vocab.txt"
+CORPUS = SHARED_DATA / "corpus/sotu-valid.txt"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/data")
 
 TINY = dict(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,

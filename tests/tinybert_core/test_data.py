@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paths import SHARED_DATA
 from tinybert_core import data as D
 from tinybert_core.default_corpus import (
     build_default_corpus,
@@ -27,7 +28,7 @@ from tinybert_core.default_corpus import (
 from tinybert_core.masking import mask_tokens, truncate_lengths
 from tinybert_core.tokenization import BertTokenizer
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = SHARED_DATA
 VOCAB = SHARED / "vocab" / "bert-base-uncased-vocab.txt"
 SOTU = SHARED / "corpus" / "sotu-train.txt"
 MOBY = SHARED / "corpus" / "moby-dick.txt"

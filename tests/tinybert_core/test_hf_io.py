@@ -14,6 +14,7 @@ from autograd.serialization import (
     read_safetensors_metadata,
     save_safetensors,
 )
+from paths import MODEL_FIXTURES
 from tinybert_core import (
     BertForPreTraining,
     BertTokenizer,
@@ -25,7 +26,7 @@ from tinybert_core import (
 )
 from tinybert_core.config import PRESETS
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+FIXTURES = MODEL_FIXTURES
 MOBILE = FIXTURES / "mobilebert-kq-shared"
 BERT = FIXTURES / "bert"
 

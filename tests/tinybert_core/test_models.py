@@ -6,7 +6,6 @@ max|ours - HF| / max|HF|; every tensor must be within 1e-4 in float32.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import pytest
 import autograd.functional as F
 import backends
 from autograd import Tensor, gradcheck, no_grad
+from paths import MODEL_FIXTURES
 from tinybert_core import (
     BertForPreTraining,
     BertModel,
@@ -25,7 +25,7 @@ from tinybert_core import (
     model_class,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+FIXTURES = MODEL_FIXTURES
 NAMES = sorted(p.name for p in FIXTURES.iterdir() if (p / "reference.npz").is_file())
 TOL = 1e-4
 

@@ -16,12 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paths import FIXTURES, SHARED_DATA
 from tinybert_core.tokenization import BasicTokenizer, BertTokenizer
 from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATA = SHARED_DATA
 VOCAB = DATA / "vocab" / "bert-base-uncased-vocab.txt"
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "tokenizer_reference.json"
+FIXTURE = FIXTURES / "tokenizer_reference.json"
 CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))["cases"]
 
 

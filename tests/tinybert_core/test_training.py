@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import SHARED_DATA
 
 from tinybert_core import BertTokenizer, MobileBertConfig, MobileBertForPreTraining
 from tinybert_core.data import make_eval_batches, make_pretraining_batches
@@ -13,9 +14,8 @@ from tinybert_core.strategies import (KTOptions, build_stages, check_compatible,
                                       copy_from_teacher)
 from tinybert_core.training import TrainingArguments, TrainingDiverged, evaluate_mlm, train
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-VOCAB = SHARED / "data/vocab/bert-base-uncased-vocab.txt"
-CORPUS = SHARED / "data/corpus/sotu-valid.txt"
+VOCAB = SHARED_DATA / "vocab/bert-base-uncased-vocab.txt"
+CORPUS = SHARED_DATA / "corpus/sotu-valid.txt"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/data")
 
 SMALL = dict(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
