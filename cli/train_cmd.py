@@ -213,7 +213,7 @@ def evaluate_mlm_command(model_dir: Path, as_json: bool, **kw: Any) -> None:
 def vocab_command(corpus: tuple[Path, ...], output: Path, vocab_size: int, min_frequency: int,
                   cased: bool) -> None:
     """Train a WordPiece vocabulary on your own text and write vocab.txt."""
-    from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
     try:
         tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
                                        lowercase=not cased)

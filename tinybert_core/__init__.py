@@ -29,7 +29,7 @@ from tinybert_core.modeling_bert import (
     BertModel,
 )
 from tinybert_core.modeling_mobilebert import MobileBertModel
-from tinybert_core.tokenization import BertTokenizer
+from tinybert_core.text.tokenization import BertTokenizer
 
 __all__ = [
     "PRESETS",

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinybert_core.masking import document_pairs, mask_tokens
-from tinybert_core.tokenization import BertTokenizer, atomic_write_text
+from tinybert_core.text.tokenization import BertTokenizer, atomic_write_text
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_TOKENS = 1 << 20  # about 4 MB of int32 ids per shard

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tinybert_core.data import PathLike, default_cache_dir
-from tinybert_core.tokenization import atomic_write_text
-from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+from tinybert_core.text.tokenization import atomic_write_text
+from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
 
 BUILDER_VERSION = 1
 DEFAULT_VOCAB_SIZE = 8000

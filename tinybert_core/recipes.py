@@ -17,7 +17,7 @@ from tinybert_core.config import MobileBertConfig
 from tinybert_core.data import make_eval_batches, make_pretraining_batches
 from tinybert_core.hf_io import load_model, model_class
 from tinybert_core.strategies import KTOptions, check_compatible, copy_from_teacher
-from tinybert_core.tokenization import BertTokenizer
+from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training import TrainingArguments, evaluate_mlm, train
 
 DEFAULT_VOCAB_SIZE = 8000
@@ -52,7 +52,7 @@ def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | N
         from tinybert_core.default_corpus import default_vocab_path
         return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
     from tinybert_core.data import check_corpus
-    from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
     files = check_corpus(data.corpus)
     path = Path(output_dir) / "vocab.txt"
     if not path.is_file():

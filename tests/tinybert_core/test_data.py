@@ -26,7 +26,7 @@ from tinybert_core.default_corpus import (
     iter_default_documents,
 )
 from tinybert_core.masking import mask_tokens, truncate_lengths
-from tinybert_core.tokenization import BertTokenizer
+from tinybert_core.text.tokenization import BertTokenizer
 
 SHARED = SHARED_DATA
 VOCAB = SHARED / "vocab" / "bert-base-uncased-vocab.txt"

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tinybert_core.tokenization import BasicTokenizer, atomic_write_text
+from tinybert_core.text.tokenization import BasicTokenizer, atomic_write_text
 
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

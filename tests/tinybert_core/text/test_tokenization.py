@@ -1,4 +1,4 @@
-"""Tests for tinybert_core.tokenization (BertTokenizer) and tinybert_core.wordpiece_trainer.
+"""Tests for tinybert_core/text: tokenization (BertTokenizer) and wordpiece_trainer.
 
 The reference is tests/fixtures/tokenizer_reference.json, written by
 scripts/make_tokenizer_fixture.py from transformers' slow BertTokenizer (ids) and
@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paths import FIXTURES, SHARED_DATA
-from tinybert_core.tokenization import BasicTokenizer, BertTokenizer
-from tinybert_core.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+from tinybert_core.text.tokenization import BasicTokenizer, BertTokenizer
+from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
 
 DATA = SHARED_DATA
 VOCAB = DATA / "vocab" / "bert-base-uncased-vocab.txt"
