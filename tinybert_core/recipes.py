@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from tinybert_core.config import MobileBertConfig
-from tinybert_core.data import make_eval_batches, make_pretraining_batches
+from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
 from tinybert_core.hf_io import load_model, model_class
 from tinybert_core.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
@@ -49,9 +49,9 @@ def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | N
     if teacher_dir is not None and (Path(teacher_dir) / "vocab.txt").is_file():
         return BertTokenizer.from_pretrained(teacher_dir)
     if data.corpus is None:
-        from tinybert_core.default_corpus import default_vocab_path
+        from tinybert_core.data.default_corpus import default_vocab_path
         return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
-    from tinybert_core.data import check_corpus
+    from tinybert_core.data.pretraining import check_corpus
     from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
     files = check_corpus(data.corpus)
     path = Path(output_dir) / "vocab.txt"

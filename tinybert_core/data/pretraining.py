@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinybert_core.masking import document_pairs, mask_tokens
+from tinybert_core.data.masking import document_pairs, mask_tokens
 from tinybert_core.text.tokenization import BertTokenizer, atomic_write_text
 
 CACHE_FORMAT = 1
@@ -570,7 +570,7 @@ def _tokenizer_for(vocab_file: PathLike | None, tokenizer: BertTokenizer | None,
     if tokenizer is not None:
         return tokenizer
     if vocab_file is None:
-        from tinybert_core.default_corpus import default_vocab_path  # avoids an import cycle
+        from tinybert_core.data.default_corpus import default_vocab_path  # avoids an import cycle
         vocab_file = default_vocab_path(cache_dir=cache_dir)
     return BertTokenizer(vocab_file)
 
@@ -592,7 +592,7 @@ def make_pretraining_batches(paths: PathLike | Iterable[PathLike] | None = None,
     corpus is checked (missing file, empty corpus) before anything else happens.
     """
     if paths is None:
-        from tinybert_core.default_corpus import build_default_corpus
+        from tinybert_core.data.default_corpus import build_default_corpus
         paths = build_default_corpus(cache_dir=cache_dir).train
     files = check_corpus(paths)
     tok = _tokenizer_for(vocab_file, tokenizer, cache_dir)
@@ -617,7 +617,7 @@ def make_eval_batches(paths: PathLike | Iterable[PathLike] | None = None, *,
     no short sequences; at most ``max_batches``. An example's mask does not depend on
     ``batch_size``."""
     if paths is None:
-        from tinybert_core.default_corpus import build_default_corpus
+        from tinybert_core.data.default_corpus import build_default_corpus
         paths = build_default_corpus(cache_dir=cache_dir).valid
     files = check_corpus(paths)
     tok = _tokenizer_for(vocab_file, tokenizer, cache_dir)

@@ -13,8 +13,8 @@ section 3.1 and appendix A.1; MobileBERT spec section 4.1), rewritten over int a
   10% a random token, 10% stay as they are. With ``whole_word`` a word's ``##`` pieces are
   chosen together, as in BERT's ``--do_whole_word_mask``.
 
-Both take a ``numpy.random.Generator``; ``data.py`` seeds one per window and per example so that
-every draw is reproducible from a position in the data stream.
+Both take a ``numpy.random.Generator``; ``pretraining.py`` seeds one per window and per example,
+so that every draw is reproducible from a position in the data stream.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Tests for the pre-training data pipeline (tinybert_core.data, tinybert_core.masking) and the
-embedded default corpus (tinybert_core.default_corpus).
+"""Tests for the pre-training data pipeline (tinybert_core/data: pretraining, masking) and the
+embedded default corpus (default_corpus).
 
 Statistics are measured on real text: the first State of the Union addresses of
 shared/data/corpus/sotu-train.txt and Moby-Dick, with the real bert-base-uncased vocabulary.
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from paths import SHARED_DATA
-from tinybert_core import data as D
-from tinybert_core.default_corpus import (
+from tinybert_core.data import pretraining as D
+from tinybert_core.data.default_corpus import (
     build_default_corpus,
     default_vocab_path,
     iter_default_documents,
 )
-from tinybert_core.masking import mask_tokens, truncate_lengths
+from tinybert_core.data.masking import mask_tokens, truncate_lengths
 from tinybert_core.text.tokenization import BertTokenizer
 
 SHARED = SHARED_DATA
@@ -558,7 +558,7 @@ def test_default_corpus_full_build_matches_a_fresh_interpreter(tmp_path):
     corpus = build_default_corpus(tmp_path / "here")
     assert corpus.documents > 500 and corpus.bytes > 300_000
     assert corpus.valid.stat().st_size > 0.02 * corpus.bytes
-    code = ("import sys; from tinybert_core.default_corpus import build_default_corpus; "
+    code = ("import sys; from tinybert_core.data.default_corpus import build_default_corpus; "
             "print(build_default_corpus(sys.argv[1]).train)")
     root = Path(D.__file__).resolve().parents[1]  # the checkout holding tinybert_core
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], cwd=root,
