@@ -6,7 +6,7 @@ import json
 import click
 
 from tinybert_core.config import PRESETS, MobileBertConfig
-from tinybert_core.counting import summary
+from tinybert_core.models.counting import summary
 
 
 @click.command("summary", epilog="Example: tinybert summary --config mobilebert --seq-len 128")

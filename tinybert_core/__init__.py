@@ -9,7 +9,7 @@ The IB-BERT teacher is `MobileBertForPreTraining` with an inverted-bottleneck co
 ("ib-bert-large", or "ib-bert-small" for small machines); `IBBertForPreTraining` is an alias.
 """
 from tinybert_core.config import PRESETS, MobileBertConfig
-from tinybert_core.heads import (
+from tinybert_core.models.heads import (
     IBBertForPreTraining,
     MobileBertForMaskedLM,
     MobileBertForNextSentencePrediction,
@@ -18,8 +18,8 @@ from tinybert_core.heads import (
     MobileBertForSequenceClassification,
     MobileBertForTokenClassification,
 )
-from tinybert_core.hf_io import PreTrainedModel, load_model, model_class
-from tinybert_core.modeling_bert import (
+from tinybert_core.models.hf_io import PreTrainedModel, load_model, model_class
+from tinybert_core.models.bert import (
     BertForMaskedLM,
     BertForNextSentencePrediction,
     BertForPreTraining,
@@ -28,7 +28,7 @@ from tinybert_core.modeling_bert import (
     BertForTokenClassification,
     BertModel,
 )
-from tinybert_core.modeling_mobilebert import MobileBertModel
+from tinybert_core.models.mobilebert import MobileBertModel
 from tinybert_core.text.tokenization import BertTokenizer
 
 __all__ = [

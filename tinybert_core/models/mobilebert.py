@@ -29,8 +29,8 @@ import autograd.functional as F
 from autograd import nn
 from autograd.tensor import Tensor
 from tinybert_core.config import ACTIVATIONS, MobileBertConfig
-from tinybert_core.hf_io import PreTrainedModel
-from tinybert_core.outputs import BaseModelOutputWithPooling, EncoderOutput
+from tinybert_core.models.hf_io import PreTrainedModel
+from tinybert_core.models.outputs import BaseModelOutputWithPooling, EncoderOutput
 
 TORCH_LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, used where HF passes no eps
 

@@ -3,7 +3,7 @@
 `transformers/models/bert/modeling_bert.py`: BertEmbeddings (word + token type + position,
 LayerNorm, dropout), BertLayer (self-attention, dropout + residual + LayerNorm, GELU FFN), a
 dense + tanh pooler, and the MLM head whose decoder is tied to the word embeddings. The
-attention core, input checks and task models are MobileBERT's (`modeling_mobilebert.py`,
+attention core, input checks and task models are MobileBERT's (`mobilebert.py`,
 `heads.py`); only the blocks differ. Configs are `MobileBertConfig` with model_type "bert"
 (presets "bert-base", "bert-large"; HF BERT config.json files load directly).
 """
@@ -15,7 +15,7 @@ import autograd.functional as F
 from autograd import nn
 from autograd.tensor import Tensor
 from tinybert_core.config import MobileBertConfig
-from tinybert_core.heads import (
+from tinybert_core.models.heads import (
     MaskedLMModel,
     NextSentencePredictionModel,
     PreTrainingModel,
@@ -24,7 +24,7 @@ from tinybert_core.heads import (
     TiedDecoder,
     TokenClassificationModel,
 )
-from tinybert_core.modeling_mobilebert import (
+from tinybert_core.models.mobilebert import (
     AttentionMask,
     Initializer,
     MobileBertEncoder,

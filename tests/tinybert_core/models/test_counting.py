@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinybert_core import MobileBertConfig, model_class
-from tinybert_core.counting import (
+from tinybert_core.models.counting import (
     ARCHITECTURES,
     count_parameters,
     matmul_flops,
@@ -13,7 +13,7 @@ from tinybert_core.counting import (
     parameter_shapes,
     summary,
 )
-from tinybert_core.hf_io import TASKS
+from tinybert_core.models.hf_io import TASKS
 
 # spec section 1.2
 EXPECTED = {

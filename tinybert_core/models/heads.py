@@ -3,7 +3,7 @@
 Names follow Hugging Face (`modeling_mobilebert.py`): `cls.predictions.{transform,dense,decoder,
 bias}`, `cls.seq_relationship`, `classifier`, `qa_outputs`. The task models here are written
 once over a backbone class (`backbone_class`, kept under `base_model_prefix`): the MobileBert*
-classes below, and the Bert* ones in `modeling_bert.py`, only fill in those class attributes.
+classes below, and the Bert* ones in `bert.py`, only fill in those class attributes.
 
 MobileBERT's MLM head (spec 2.8): a dense + act + real LayerNorm transform, then scores against
 [word embeddings (V x E, tied) | extra output weights (V x (H - E))] plus a bias. HF stores the
@@ -27,14 +27,14 @@ import autograd.functional as F
 from autograd import nn
 from autograd.tensor import Tensor
 from tinybert_core.config import MobileBertConfig
-from tinybert_core.hf_io import PreTrainedModel
-from tinybert_core.modeling_mobilebert import (
+from tinybert_core.models.hf_io import PreTrainedModel
+from tinybert_core.models.mobilebert import (
     Initializer,
     MobileBertModel,
     _int_array,
     get_activation,
 )
-from tinybert_core.outputs import (
+from tinybert_core.models.outputs import (
     MaskedLMOutput,
     NextSentencePredictorOutput,
     PreTrainingOutput,
