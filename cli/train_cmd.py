@@ -11,7 +11,7 @@ import click
 
 from autograd.serialization import CheckpointError
 from tinybert_core import recipes
-from tinybert_core.strategies import STRATEGIES, KTOptions
+from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
 from tinybert_core.training import TrainingDiverged
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from tinybert_core import MobileBertConfig  # noqa: E402
 from tinybert_core import recipes  # noqa: E402
-from tinybert_core.strategies import KTOptions  # noqa: E402
+from tinybert_core.distillation.strategies import KTOptions  # noqa: E402
 from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab  # noqa: E402
 
 # "none-init" is the control: no teacher while training, but the student starts from the

@@ -1,6 +1,6 @@
 """The training loop behind `tinybert pretrain` and `tinybert distill`.
 
-One loop runs every strategy: it walks the strategy's stages (tinybert_core/strategies.py), with
+One loop runs every strategy: it walks the strategy's stages (distillation/strategies.py), with
 LAMB, gradient accumulation, global-norm clipping, a per-stage warm-up + decay schedule,
 periodic held-out MLM evaluation, a JSONL metrics log and atomic checkpoints of model +
 optimizer + data position + RNG state, so `resume=True` continues a killed run bit for bit.
@@ -21,7 +21,7 @@ import numpy as np
 import autograd.functional as F
 from autograd import no_grad, optim
 from tinybert_core.checkpoint import load_training_checkpoint, save_training_checkpoint
-from tinybert_core.strategies import KTOptions, Stage, build_stages, stage_schedule
+from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"

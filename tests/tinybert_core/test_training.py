@@ -10,7 +10,7 @@ from paths import SHARED_DATA
 
 from tinybert_core import BertTokenizer, MobileBertConfig, MobileBertForPreTraining
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
-from tinybert_core.strategies import (KTOptions, build_stages, check_compatible,
+from tinybert_core.distillation.strategies import (KTOptions, build_stages, check_compatible,
                                       copy_from_teacher)
 from tinybert_core.training import TrainingArguments, TrainingDiverged, evaluate_mlm, train
 

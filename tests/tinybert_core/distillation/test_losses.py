@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autograd import Tensor, gradcheck
-from tinybert_core import losses as L
+from tinybert_core.distillation import losses as L
 
 rng = np.random.default_rng(0)
 

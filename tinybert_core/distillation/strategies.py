@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from autograd import Tensor, no_grad, optim
-from tinybert_core import losses as L
+from tinybert_core.distillation import losses as L
 
 STRATEGIES = ("none", "auxiliary", "joint", "progressive")
 ENCODER = r"\.encoder\.layer\."
