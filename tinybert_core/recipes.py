@@ -3,7 +3,7 @@ evaluate a model's masked-LM loss, train a vocabulary.
 
 Each recipe checks everything it can before the first step (files, corpus, vocabulary against
 the embedding table, the teacher against the student, sequence length against the position
-table), then builds data and models and hands them to `tinybert_core.training.train`.
+table), then builds data and models and hands them to `tinybert_core.training.loop.train`.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_b
 from tinybert_core.models.hf_io import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
-from tinybert_core.training import TrainingArguments, evaluate_mlm, train
+from tinybert_core.evaluation.mlm import evaluate_mlm
+from tinybert_core.training.loop import TrainingArguments, train
 
 DEFAULT_VOCAB_SIZE = 8000
 

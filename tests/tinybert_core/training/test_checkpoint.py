@@ -7,7 +7,7 @@ import pytest
 import autograd.functional as F
 from autograd import Tensor, nn, optim
 from autograd.serialization import CheckpointError
-from tinybert_core.checkpoint import (load_training_checkpoint, read_checkpoint_meta,
+from tinybert_core.training.checkpoint import (load_training_checkpoint, read_checkpoint_meta,
                                       save_training_checkpoint)
 
 CONFIG = {"hidden_size": 16, "num_hidden_layers": 1}

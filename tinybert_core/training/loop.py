@@ -18,10 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-import autograd.functional as F
-from autograd import no_grad, optim
-from tinybert_core.checkpoint import load_training_checkpoint, save_training_checkpoint
+from autograd import optim
+from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
+from tinybert_core.evaluation.mlm import evaluate_mlm
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
@@ -85,30 +85,6 @@ class StagePlan:
 
     def describe(self) -> str:
         return ",".join(f"{s.name}:{s.steps}" for s in self.stages)
-
-
-def evaluate_mlm(model: Any, batches: list[Any]) -> dict[str, float]:
-    """Held-out masked-LM loss (weighted mean over real predictions) and top-1 accuracy."""
-    was_training = model.training
-    model.eval()
-    total_loss = total_correct = total = 0.0
-    try:
-        with no_grad():
-            for b in batches:
-                out = model(b.input_ids, attention_mask=b.attention_mask,
-                            token_type_ids=b.token_type_ids, masked_positions=b.masked_lm_positions)
-                logits = out.prediction_logits                                  # (B, P, V)
-                per = F.cross_entropy(logits, b.masked_lm_ids, reduction="none").numpy()
-                w = b.masked_lm_weights.astype(np.float64)                       # (B, P)
-                total_loss += float((per * w).sum())
-                total_correct += float(((logits.numpy().argmax(-1) == b.masked_lm_ids) * w).sum())
-                total += float(w.sum())
-    finally:
-        model.train(was_training)
-    if total == 0:
-        raise ValueError("evaluate_mlm: the evaluation batches contain no masked tokens")
-    return {"mlm_loss": total_loss / total, "mlm_accuracy": total_correct / total,
-            "predictions": int(total)}
 
 
 def _first_bad_gradient(model: Any) -> str | None:
