@@ -38,7 +38,7 @@ def fill_mask_command(model_dir: Path, text: str, top_k: int, as_json: bool) -> 
     MODEL_DIR holds config.json, model.safetensors and vocab.txt (a pre-training or masked-LM
     checkpoint). Prints the top-k tokens per mask with their probabilities.
     """
-    from tinybert_core.models.heads import fill_mask
+    from tinybert_core.inference import fill_mask
     model, tokenizer = _load(model_dir, "masked_lm")
     try:
         results = fill_mask(model, tokenizer, text, top_k)
@@ -76,7 +76,7 @@ def encode_command(model_dir: Path, input_path: Path, output_path: Path, pooling
     Row i of the output is line i of the input. Lines are batched by token length, so no
     padding is used and each row equals the line encoded on its own.
     """
-    from tinybert_core.models.heads import embed_texts
+    from tinybert_core.inference import embed_texts
     model, tokenizer = _load(model_dir, "base")
     try:
         texts = input_path.read_text(encoding="utf-8").splitlines()
