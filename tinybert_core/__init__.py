@@ -9,7 +9,16 @@ The IB-BERT teacher is `MobileBertForPreTraining` with an inverted-bottleneck co
 ("ib-bert-large", or "ib-bert-small" for small machines); `IBBertForPreTraining` is an alias.
 """
 from tinybert_core.config import PRESETS, MobileBertConfig
-from tinybert_core.models.heads import (
+from tinybert_core.models.bert import BertModel
+from tinybert_core.models.hf_io import PreTrainedModel, load_model, model_class
+from tinybert_core.models.mobilebert import MobileBertModel
+from tinybert_core.models.tasks import (
+    BertForMaskedLM,
+    BertForNextSentencePrediction,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
     IBBertForPreTraining,
     MobileBertForMaskedLM,
     MobileBertForNextSentencePrediction,
@@ -18,17 +27,6 @@ from tinybert_core.models.heads import (
     MobileBertForSequenceClassification,
     MobileBertForTokenClassification,
 )
-from tinybert_core.models.hf_io import PreTrainedModel, load_model, model_class
-from tinybert_core.models.bert import (
-    BertForMaskedLM,
-    BertForNextSentencePrediction,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-)
-from tinybert_core.models.mobilebert import MobileBertModel
 from tinybert_core.text.tokenization import BertTokenizer
 
 __all__ = [

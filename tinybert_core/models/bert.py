@@ -3,11 +3,14 @@
 `transformers/models/bert/modeling_bert.py`: BertEmbeddings (word + token type + position,
 LayerNorm, dropout), BertLayer (self-attention, dropout + residual + LayerNorm, GELU FFN), a
 dense + tanh pooler, and the MLM head whose decoder is tied to the word embeddings. The
-attention core, input checks and task models are MobileBERT's (`mobilebert.py`,
-`heads.py`); only the blocks differ. Configs are `MobileBertConfig` with model_type "bert"
-(presets "bert-base", "bert-large"; HF BERT config.json files load directly).
+attention core, input checks, encoder loop and the backbone's call are shared with MobileBERT
+(`layers.py`); only the blocks differ. The task models are in `tasks.py`. Configs are
+`MobileBertConfig` with model_type "bert" (presets "bert-base", "bert-large"; HF BERT
+config.json files load directly).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -15,23 +18,16 @@ import autograd.functional as F
 from autograd import nn
 from autograd.tensor import Tensor
 from tinybert_core.config import MobileBertConfig
-from tinybert_core.models.heads import (
-    MaskedLMModel,
-    NextSentencePredictionModel,
-    PreTrainingModel,
-    QuestionAnsweringModel,
-    SequenceClassificationModel,
-    TiedDecoder,
-    TokenClassificationModel,
-)
-from tinybert_core.models.mobilebert import (
+from tinybert_core.models.heads import TiedDecoder
+from tinybert_core.models.layers import (
     AttentionMask,
+    Backbone,
+    Encoder,
     Initializer,
-    MobileBertEncoder,
-    MobileBertModel,
     get_activation,
     multi_head_attention,
 )
+from tinybert_core.models.outputs import AttentionOutput, LayerOutput, PreTrainingHeadsOutput
 
 
 class BertEmbeddings(nn.Module):
@@ -62,7 +58,7 @@ class BertSelfAttention(nn.Module):
         self.dropout = init.dropout(config.attention_probs_dropout_prob)
 
     def forward(self, hidden_states: Tensor, attention_mask: AttentionMask | None = None,
-                need_scores: bool = False):
+                need_scores: bool = False) -> AttentionOutput:
         return multi_head_attention(self.query(hidden_states), self.key(hidden_states),
                                     self.value(hidden_states), self.num_attention_heads,
                                     attention_mask, self.dropout, need_scores)
@@ -87,9 +83,9 @@ class BertAttention(nn.Module):
         self.output = BertSelfOutput(config, init)
 
     def forward(self, hidden_states: Tensor, attention_mask: AttentionMask | None = None,
-                need_scores: bool = False):
-        context, probs, scores = self.self(hidden_states, attention_mask, need_scores)
-        return self.output(context, hidden_states), probs, scores
+                need_scores: bool = False) -> AttentionOutput:
+        attn = self.self(hidden_states, attention_mask, need_scores)
+        return attn._replace(hidden_states=self.output(attn.hidden_states, hidden_states))
 
 
 class BertIntermediate(nn.Module):
@@ -113,16 +109,16 @@ class BertLayer(nn.Module):
         self.output = BertOutput(config, init)
 
     def forward(self, hidden_states: Tensor, attention_mask: AttentionMask | None = None,
-                need_scores: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-        attention_output, probs, scores = self.attention(hidden_states, attention_mask,
-                                                         need_scores)
+                need_scores: bool = False) -> LayerOutput:
+        attn = self.attention(hidden_states, attention_mask, need_scores)
+        attention_output = attn.hidden_states
         layer_output = self.output(self.intermediate(attention_output), attention_output)
-        return layer_output, probs, scores
+        return LayerOutput(layer_output, attn.attention_probs, attn.attention_scores)
 
 
-class BertEncoder(MobileBertEncoder):
+class BertEncoder(Encoder):
     def __init__(self, config: MobileBertConfig, init: Initializer) -> None:
-        super().__init__(config, init, layer_class=BertLayer)
+        super().__init__(BertLayer(config, init) for _ in range(config.num_hidden_layers))
 
 
 class BertPooler(nn.Module):
@@ -133,14 +129,21 @@ class BertPooler(nn.Module):
         return F.tanh(self.dense(hidden_states[:, 0]))                         # (B, C)
 
 
-class BertModel(MobileBertModel):
-    """The BERT backbone; same call and outputs as MobileBertModel."""
+class BertModel(Backbone):
+    """The BERT backbone; the call is `Backbone.forward` (layers.py), shared with
+    MobileBertModel, so the outputs are the same."""
 
     model_type = "bert"
     base_model_prefix = "bert"
-    embeddings_class = BertEmbeddings
-    encoder_class = BertEncoder
-    pooler_class = BertPooler
+
+    def __init__(self, config: MobileBertConfig, add_pooling_layer: bool = True,
+                 seed: Any = None) -> None:
+        self.check_config(config)
+        self.config = config
+        init = seed if isinstance(seed, Initializer) else Initializer(config, seed)
+        self.embeddings = BertEmbeddings(config, init)
+        self.encoder = BertEncoder(config, init)
+        self.pooler = BertPooler(config, init) if add_pooling_layer else None
 
 
 # --- heads ---------------------------------------------------------------------------------------
@@ -183,52 +186,17 @@ class BertPreTrainingHeads(nn.Module):
         self.predictions = BertLMPredictionHead(config, init, word_embeddings)
         self.seq_relationship = init.linear(config.hidden_size, 2)
 
-    def forward(self, sequence_output: Tensor, pooled_output: Tensor) -> tuple[Tensor, Tensor]:
-        return self.predictions(sequence_output), self.seq_relationship(pooled_output)
-
-
-class _Bert:
-    """Class attributes that turn a task model into its BERT version."""
-
-    model_type = "bert"
-    base_model_prefix = "bert"
-    backbone_class = BertModel
-
-
-class BertForPreTraining(_Bert, PreTrainingModel):
-    heads_class = BertPreTrainingHeads
-
-
-class BertForMaskedLM(_Bert, MaskedLMModel):
-    mlm_head_class = BertOnlyMLMHead
-
-
-class BertForNextSentencePrediction(_Bert, NextSentencePredictionModel):
-    pass
-
-
-class BertForSequenceClassification(_Bert, SequenceClassificationModel):
-    pass
-
-
-class BertForTokenClassification(_Bert, TokenClassificationModel):
-    pass
-
-
-class BertForQuestionAnswering(_Bert, QuestionAnsweringModel):
-    pass
+    def forward(self, sequence_output: Tensor, pooled_output: Tensor) -> PreTrainingHeadsOutput:
+        return PreTrainingHeadsOutput(self.predictions(sequence_output),
+                                      self.seq_relationship(pooled_output))
 
 
 __all__ = [
     "BertEmbeddings",
     "BertEncoder",
-    "BertForMaskedLM",
-    "BertForNextSentencePrediction",
-    "BertForPreTraining",
-    "BertForQuestionAnswering",
-    "BertForSequenceClassification",
-    "BertForTokenClassification",
     "BertLayer",
     "BertModel",
+    "BertOnlyMLMHead",
+    "BertPreTrainingHeads",
     "BertPooler",
 ]

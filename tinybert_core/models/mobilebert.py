@@ -18,178 +18,23 @@ PyTorch's default eps 1e-5 (HF passes no eps there); every other norm uses `laye
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 import autograd.functional as F
 from autograd import nn
 from autograd.tensor import Tensor
-from tinybert_core.config import ACTIVATIONS, MobileBertConfig
-from tinybert_core.models.hf_io import PreTrainedModel
-from tinybert_core.models.outputs import BaseModelOutputWithPooling, EncoderOutput
-
-TORCH_LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, used where HF passes no eps
-
-
-def get_activation(name: str) -> Callable[[Tensor], Tensor]:
-    """The activation called `name` in HF's ACT2FN ("gelu" is exact, "gelu_new" tanh)."""
-    try:
-        kind, approximate = ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; known: {', '.join(ACTIVATIONS)}") from None
-    if kind == "gelu":
-        return partial(F.gelu, approximate=approximate)
-    return F.relu if kind == "relu" else F.relu6
-
-
-class Initializer:
-    """Creates layers with the config's init (truncated normal, std initializer_range, as in
-    Google's code) from one seeded generator, so a seed fixes every weight and dropout mask."""
-
-    def __init__(self, config: MobileBertConfig, seed: Any = None) -> None:
-        self.config = config
-        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-        return nn.Linear(in_features, out_features, bias, std=self.config.initializer_range,
-                         rng=self.rng)
-
-    def embedding(self, num: int, dim: int) -> nn.Embedding:
-        return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng)
-
-    def dropout(self, p: float) -> nn.Dropout:
-        return nn.Dropout(p, seed=int(self.rng.integers(2**31)))
-
-    def norm(self, size: int, eps: float | None = None, kind: str | None = None) -> nn.Module:
-        """NoNorm or LayerNorm per `normalization_type` (or `kind`); eps defaults to PyTorch's."""
-        kind = kind or self.config.normalization_type
-        if kind == "no_norm":
-            return nn.NoNorm(size)
-        return nn.LayerNorm(size, eps=TORCH_LAYER_NORM_EPS if eps is None else eps)
-
-
-# --- inputs and masks ----------------------------------------------------------------------------
-
-class ModelInputs(NamedTuple):
-    input_ids: np.ndarray                 # (B, T) int64
-    attention_mask: np.ndarray | None     # (B, T) bool, None when nothing is masked
-    token_type_ids: np.ndarray | None     # (B, T) int64
-    position_ids: np.ndarray | None       # (T,) or (B, T) int64, None for arange(T)
-
-
-def _int_array(name: str, x: Any) -> np.ndarray:
-    arr = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if arr.dtype.kind not in "iub":
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
-
-
-def check_inputs(config: MobileBertConfig, input_ids: Any, attention_mask: Any = None,
-                 token_type_ids: Any = None, position_ids: Any = None) -> ModelInputs:
-    """Validate model inputs (NumPy arrays, lists or Tensors); errors name the argument."""
-    if input_ids is None:
-        raise ValueError("input_ids is required")
-    ids = _int_array("input_ids", input_ids)
-    if ids.ndim != 2:
-        raise ValueError(f"input_ids must be 2-d (batch, seq_len), got shape {ids.shape}")
-    batch, seq_len = ids.shape
-    if batch == 0 or seq_len == 0:
-        raise ValueError(f"input_ids is empty: shape {ids.shape}")
-    if seq_len > config.max_position_embeddings:
-        raise ValueError(f"sequence length {seq_len} exceeds max_position_embeddings "
-                         f"{config.max_position_embeddings}")
-    lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= config.vocab_size:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"input_ids: token id {bad} is out of range for vocab_size "
-                         f"{config.vocab_size}")
-    mask = None
-    if attention_mask is not None:
-        m = attention_mask.numpy() if isinstance(attention_mask, Tensor) else \
-            np.asarray(attention_mask)
-        if m.dtype.kind not in "iubf":
-            raise TypeError(f"attention_mask must be numeric 0/1, got dtype {m.dtype}")
-        if m.shape != ids.shape:
-            raise ValueError(f"attention_mask has shape {m.shape}, input_ids {ids.shape}")
-        if ((m != 0) & (m != 1)).any():
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
-        mask = None if m.all() else m.astype(bool)
-    types = None
-    if token_type_ids is not None:
-        types = _int_array("token_type_ids", token_type_ids)
-        if types.shape != ids.shape:
-            raise ValueError(f"token_type_ids has shape {types.shape}, input_ids {ids.shape}")
-        if types.min() < 0 or types.max() >= config.type_vocab_size:
-            raise ValueError(f"token_type_ids must lie in [0, {config.type_vocab_size}), got "
-                             f"values in [{types.min()}, {types.max()}]")
-    positions = None
-    if position_ids is not None:
-        positions = _int_array("position_ids", position_ids)
-        if positions.shape not in ((seq_len,), (1, seq_len), ids.shape):
-            raise ValueError(f"position_ids has shape {positions.shape}; want ({seq_len},) or "
-                             f"{ids.shape}")
-        if positions.min() < 0 or positions.max() >= config.max_position_embeddings:
-            raise ValueError(f"position_ids must lie in [0, {config.max_position_embeddings}), "
-                             f"got values in [{positions.min()}, {positions.max()}]")
-    return ModelInputs(ids, mask, types, positions)
-
-
-class AttentionMask(NamedTuple):
-    """How masked keys are treated: `additive` (B, 1, 1, T) of 0 / finfo.min (HF), or the
-    boolean `keep` (B, 1, 1, T) with masked scaled scores replaced by `fill` (Google's -6)."""
-
-    additive: Any = None
-    keep: Any = None
-    fill: float | None = None
-
-
-def make_attention_mask(mask: np.ndarray | None, like: Tensor,
-                        fill: float | None = None) -> AttentionMask | None:
-    """The per-key mask for (B, T) `mask` (1 keep, 0 pad) in `like`'s dtype and backend."""
-    if mask is None:
-        return None
-    keep = like.backend.asarray(mask[:, None, None, :])                      # (B, 1, 1, T)
-    if fill is not None:
-        return AttentionMask(keep=keep, fill=float(fill))
-    additive = (~mask[:, None, None, :]).astype(like.dtype) * np.finfo(like.dtype).min
-    return AttentionMask(additive=like.backend.asarray(additive))
-
-
-def multi_head_attention(query: Tensor, key: Tensor, value: Tensor, num_heads: int,
-                         mask: AttentionMask | None, dropout: nn.Dropout,
-                         need_scores: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-    """softmax(Q K^T / sqrt(hs) + mask) V over `num_heads` heads.
-
-    query/key/value are the projected (B, T, C) tensors. Returns the merged context (B, T, C),
-    the probabilities (B, H, T, T) and, with `need_scores` (or Google's fill mask), the scaled
-    masked scores (B, H, T, T); otherwise scale and mask are fused into the softmax.
-    """
-    B, T, C = query.shape
-    hs = C // num_heads
-    q = query.reshape(B, T, num_heads, hs).permute(0, 2, 1, 3)                # (B, H, T, hs)
-    k = key.reshape(B, T, num_heads, hs).permute(0, 2, 3, 1)                  # (B, H, hs, T)
-    v = value.reshape(B, T, num_heads, hs).permute(0, 2, 1, 3)                # (B, H, T, hs)
-    scores = q @ k                                                            # (B, H, T, T)
-    scale = 1.0 / math.sqrt(hs)
-    if mask is not None and mask.fill is not None:
-        s = F.where(mask.keep, scores * scale, mask.fill)
-        probs = F.softmax(s, axis=-1)
-    elif need_scores:
-        s = scores * scale
-        if mask is not None:
-            s = s + Tensor._from_op(mask.additive, s.backend, None)
-        probs = F.softmax(s, axis=-1)
-    else:
-        s = None
-        probs = F.softmax(scores, axis=-1, scale=scale,
-                          mask=None if mask is None else mask.additive)
-    context = dropout(probs) @ v                                              # (B, H, T, hs)
-    context = context.permute(0, 2, 1, 3).reshape(B, T, C)                    # (B, T, C)
-    return context, probs, (s if need_scores else None)
+from tinybert_core.config import MobileBertConfig
+from tinybert_core.models.layers import (
+    AttentionMask,
+    Backbone,
+    Encoder,
+    Initializer,
+    get_activation,
+    multi_head_attention,
+)
+from tinybert_core.models.outputs import AttentionOutput, BottleneckOutput, LayerOutput
 
 
 # --- embeddings ----------------------------------------------------------------------------------
@@ -243,7 +88,8 @@ class MobileBertSelfAttention(nn.Module):
         self.dropout = init.dropout(config.attention_probs_dropout_prob)
 
     def forward(self, query_tensor: Tensor, key_tensor: Tensor, value_tensor: Tensor,
-                attention_mask: AttentionMask | None = None, need_scores: bool = False):
+                attention_mask: AttentionMask | None = None,
+                need_scores: bool = False) -> AttentionOutput:
         return multi_head_attention(self.query(query_tensor), self.key(key_tensor),
                                     self.value(value_tensor), self.num_attention_heads,
                                     attention_mask, self.dropout, need_scores)
@@ -273,10 +119,9 @@ class MobileBertAttention(nn.Module):
 
     def forward(self, query_tensor: Tensor, key_tensor: Tensor, value_tensor: Tensor,
                 layer_input: Tensor, attention_mask: AttentionMask | None = None,
-                need_scores: bool = False):
-        context, probs, scores = self.self(query_tensor, key_tensor, value_tensor,
-                                           attention_mask, need_scores)
-        return self.output(context, layer_input), probs, scores
+                need_scores: bool = False) -> AttentionOutput:
+        attn = self.self(query_tensor, key_tensor, value_tensor, attention_mask, need_scores)
+        return attn._replace(hidden_states=self.output(attn.hidden_states, layer_input))
 
 
 # --- bottlenecks and feed-forward networks -------------------------------------------------------
@@ -295,9 +140,10 @@ class BottleneckLayer(nn.Module):
 class Bottleneck(nn.Module):
     """The block's input bottleneck and, with key_query_shared_bottleneck, the shared Q/K one.
 
-    Returns (query, key, value, layer_input) per spec 2.4's table: TINY uses the bottleneck
-    for all four; MobileBERT the shared bottleneck for Q/K and the block input for V; IB-BERT
-    the block input for Q/K/V. layer_input is the attention-output residual in every case.
+    Returns the inputs of query, key and value, and layer_input, per spec 2.4's table: TINY
+    uses the bottleneck for all four; MobileBERT the shared bottleneck for Q/K and the block
+    input for V; IB-BERT the block input for Q/K/V. layer_input is the attention-output
+    residual in every case.
     """
 
     def __init__(self, config: MobileBertConfig, init: Initializer) -> None:
@@ -307,14 +153,14 @@ class Bottleneck(nn.Module):
         if self.key_query_shared_bottleneck:
             self.attention = BottleneckLayer(config, init)
 
-    def forward(self, hidden_states: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, hidden_states: Tensor) -> BottleneckOutput:
         layer_input = self.input(hidden_states)                               # (B, T, D)
         if self.use_bottleneck_attention:
-            return layer_input, layer_input, layer_input, layer_input
+            return BottleneckOutput(layer_input, layer_input, layer_input, layer_input)
         if self.key_query_shared_bottleneck:
             shared = self.attention(hidden_states)                            # (B, T, D)
-            return shared, shared, hidden_states, layer_input
-        return hidden_states, hidden_states, hidden_states, layer_input
+            return BottleneckOutput(shared, shared, hidden_states, layer_input)
+        return BottleneckOutput(hidden_states, hidden_states, hidden_states, layer_input)
 
 
 class MobileBertIntermediate(nn.Module):
@@ -393,44 +239,23 @@ class MobileBertLayer(nn.Module):
                                   for _ in range(config.num_feedforward_networks - 1)])
 
     def forward(self, hidden_states: Tensor, attention_mask: AttentionMask | None = None,
-                need_scores: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
+                need_scores: bool = False) -> LayerOutput:
         if self.use_bottleneck:
-            query, key, value, layer_input = self.bottleneck(hidden_states)
+            b = self.bottleneck(hidden_states)
         else:
-            query = key = value = layer_input = hidden_states
-        attention_output, probs, scores = self.attention(query, key, value, layer_input,
-                                                         attention_mask, need_scores)
+            b = BottleneckOutput(hidden_states, hidden_states, hidden_states, hidden_states)
+        attn = self.attention(b.query, b.key, b.value, b.layer_input, attention_mask, need_scores)
+        attention_output = attn.hidden_states
         for ffn_module in self.ffn:
             attention_output = ffn_module(attention_output)
         intermediate_output = self.intermediate(attention_output)
         layer_output = self.output(intermediate_output, attention_output, hidden_states)
-        return layer_output, probs, scores
+        return LayerOutput(layer_output, attn.attention_probs, attn.attention_scores)
 
 
-class MobileBertEncoder(nn.Module):
-    def __init__(self, config: MobileBertConfig, init: Initializer,
-                 layer_class: type = MobileBertLayer) -> None:
-        self.layer = nn.ModuleList([layer_class(config, init)
-                                    for _ in range(config.num_hidden_layers)])
-
-    def forward(self, hidden_states: Tensor, attention_mask: AttentionMask | None = None,
-                output_hidden_states: bool = False,
-                output_attentions: bool = False) -> EncoderOutput:
-        all_hidden = [hidden_states] if output_hidden_states else None
-        all_probs, all_scores = ([], []) if output_attentions else (None, None)
-        for layer_module in self.layer:
-            hidden_states, probs, scores = layer_module(hidden_states, attention_mask,
-                                                        output_attentions)
-            if output_hidden_states:
-                all_hidden.append(hidden_states)
-            if output_attentions:
-                all_probs.append(probs)
-                all_scores.append(scores)
-
-        def as_tuple(xs):
-            return None if xs is None else tuple(xs)
-        return EncoderOutput(hidden_states, as_tuple(all_hidden), as_tuple(all_probs),
-                             as_tuple(all_scores))
+class MobileBertEncoder(Encoder):
+    def __init__(self, config: MobileBertConfig, init: Initializer) -> None:
+        super().__init__(MobileBertLayer(config, init) for _ in range(config.num_hidden_layers))
 
 
 class MobileBertPooler(nn.Module):
@@ -448,43 +273,21 @@ class MobileBertPooler(nn.Module):
         return F.tanh(self.dense(first_token_tensor))
 
 
-class MobileBertModel(PreTrainedModel):
-    """The MobileBERT / IB-BERT backbone: embeddings, encoder and (optional) pooler.
-
-    `model(input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-    output_hidden_states=False, output_attentions=False)` -> BaseModelOutputWithPooling.
-    Inputs are (B, T) integer arrays (NumPy, lists or Tensors); `attention_mask` is 1 for
-    tokens and 0 for padding.
-    """
+class MobileBertModel(Backbone):
+    """The MobileBERT / IB-BERT backbone: embeddings, encoder and (optional) pooler; the call
+    is `Backbone.forward` (layers.py), shared with BertModel."""
 
     model_type = "mobilebert"
     base_model_prefix = "mobilebert"
-    embeddings_class: type = MobileBertEmbeddings      # BertModel swaps in its own blocks
-    encoder_class: type = MobileBertEncoder
-    pooler_class: type = MobileBertPooler
 
     def __init__(self, config: MobileBertConfig, add_pooling_layer: bool = True,
                  seed: Any = None) -> None:
         self.check_config(config)
         self.config = config
         init = seed if isinstance(seed, Initializer) else Initializer(config, seed)
-        self.embeddings = self.embeddings_class(config, init)
-        self.encoder = self.encoder_class(config, init)
-        self.pooler = self.pooler_class(config, init) if add_pooling_layer else None
-
-    def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
-                position_ids: Any = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> BaseModelOutputWithPooling:
-        inputs = check_inputs(self.config, input_ids, attention_mask, token_type_ids,
-                              position_ids)
-        embedding_output = self.embeddings(inputs.input_ids, inputs.token_type_ids,
-                                           inputs.position_ids)               # (B, T, C)
-        mask = make_attention_mask(inputs.attention_mask, embedding_output,
-                                   self.config.attention_mask_value)
-        enc = self.encoder(embedding_output, mask, output_hidden_states, output_attentions)
-        pooled = self.pooler(enc.last_hidden_state) if self.pooler is not None else None
-        return BaseModelOutputWithPooling(enc.last_hidden_state, pooled, enc.hidden_states,
-                                          enc.attentions, enc.attention_scores)
+        self.embeddings = MobileBertEmbeddings(config, init)
+        self.encoder = MobileBertEncoder(config, init)
+        self.pooler = MobileBertPooler(config, init) if add_pooling_layer else None
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embeddings.word_embeddings

@@ -1,5 +1,9 @@
 """Model outputs: small NamedTuples whose field names are Hugging Face's (`modeling_outputs.py`).
 
+Inside a model, the blocks return NamedTuples too (`AttentionOutput`, `LayerOutput`,
+`BottleneckOutput`), so the code that reads them (the encoder loop, attention plots, traces)
+names what it takes instead of unpacking positions.
+
 Every output carries the optional per-layer extras, filled only when asked for:
 - `hidden_states` (output_hidden_states=True): the embedding output and every block's output,
   num_hidden_layers + 1 tensors of shape (B, T, hidden_size) (spec 2.6).
@@ -17,6 +21,33 @@ from typing import NamedTuple
 from autograd.tensor import Tensor
 
 
+class AttentionOutput(NamedTuple):
+    """One attention module's result: its output (B, T, C), the attention probabilities
+    (B, H, T, T) before dropout, and the scaled masked scores (B, H, T, T) when asked for."""
+
+    hidden_states: Tensor
+    attention_probs: Tensor
+    attention_scores: Tensor | None = None
+
+
+class LayerOutput(NamedTuple):
+    """One block's result: its output (B, T, hidden) and its attention's probs and scores."""
+
+    hidden_states: Tensor
+    attention_probs: Tensor
+    attention_scores: Tensor | None = None
+
+
+class BottleneckOutput(NamedTuple):
+    """The tensors MobileBERT's bottlenecks feed a block's attention (spec 2.4): the inputs of
+    the query, key and value projections, and `layer_input`, the attention output's residual."""
+
+    query: Tensor
+    key: Tensor
+    value: Tensor
+    layer_input: Tensor
+
+
 class EncoderOutput(NamedTuple):
     last_hidden_state: Tensor
     hidden_states: tuple | None = None
@@ -32,6 +63,13 @@ class BaseModelOutputWithPooling(NamedTuple):
     hidden_states: tuple | None = None
     attentions: tuple | None = None
     attention_scores: tuple | None = None
+
+
+class PreTrainingHeadsOutput(NamedTuple):
+    """What the MLM + NSP heads compute: (..., V) token scores and (B, 2) NSP scores."""
+
+    prediction_logits: Tensor
+    seq_relationship_logits: Tensor
 
 
 class PreTrainingOutput(NamedTuple):
@@ -99,12 +137,16 @@ MobileBertForPreTrainingOutput = PreTrainingOutput
 BertForPreTrainingOutput = PreTrainingOutput
 
 __all__ = [
+    "AttentionOutput",
     "BaseModelOutputWithPooling",
+    "BottleneckOutput",
+    "LayerOutput",
     "BertForPreTrainingOutput",
     "EncoderOutput",
     "MaskedLMOutput",
     "MobileBertForPreTrainingOutput",
     "NextSentencePredictorOutput",
+    "PreTrainingHeadsOutput",
     "PreTrainingOutput",
     "QuestionAnsweringModelOutput",
     "SequenceClassifierOutput",
