@@ -10,7 +10,8 @@ The IB-BERT teacher is `MobileBertForPreTraining` with an inverted-bottleneck co
 """
 from tinybert_core.config import PRESETS, MobileBertConfig
 from tinybert_core.models.bert import BertModel
-from tinybert_core.models.hf_io import PreTrainedModel, load_model, model_class
+from tinybert_core.models.auto import load_model, model_class
+from tinybert_core.models.hf_io import PreTrainedModel
 from tinybert_core.models.mobilebert import MobileBertModel
 from tinybert_core.models.tasks import (
     BertForMaskedLM,

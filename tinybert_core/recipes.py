@@ -15,7 +15,7 @@ import numpy as np
 
 from tinybert_core.config import MobileBertConfig
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
-from tinybert_core.models.hf_io import load_model, model_class
+from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.evaluation.mlm import evaluate_mlm

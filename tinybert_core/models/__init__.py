@@ -7,5 +7,6 @@
 - `tasks.py`: the task models of both families (ForPreTraining, ForMaskedLM, ...).
 - `outputs.py`: the NamedTuples every model returns.
 - `hf_io.py`: `from_pretrained` / `save_pretrained` in the Hugging Face layout.
+- `auto.py`: the class for a (model_type, task) pair, and `load_model`.
 - `counting.py`: parameters and FLOPs from a config alone.
 """

@@ -211,30 +211,3 @@ def check_vocab(directory: Path, config: MobileBertConfig) -> None:
         raise ValueError(f"{vocab}: the vocabulary has {n} tokens but the model's vocab_size "
                          f"(embedding table rows) is {config.vocab_size}; the tokenizer and "
                          f"the checkpoint do not belong together")
-
-
-TASKS = ("base", "pretraining", "masked_lm", "next_sentence", "sequence_classification",
-         "token_classification", "question_answering")
-
-
-def model_class(config: MobileBertConfig, task: str = "base") -> type:
-    """The tinybert class for `task` and the config's model_type (mobilebert or bert)."""
-    import tinybert_core as tc
-    names = {"base": "Model", "pretraining": "ForPreTraining", "masked_lm": "ForMaskedLM",
-             "next_sentence": "ForNextSentencePrediction",
-             "sequence_classification": "ForSequenceClassification",
-             "token_classification": "ForTokenClassification",
-             "question_answering": "ForQuestionAnswering"}
-    if task not in names:
-        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
-    family = "MobileBert" if config.model_type == "mobilebert" else "Bert"
-    cls = getattr(tc, family + names[task], None)
-    if cls is None:
-        raise ValueError(f"no {family} model for task {task!r}")
-    return cls
-
-
-def load_model(directory: str | Path, task: str = "base", **kwargs: Any) -> PreTrainedModel:
-    """`from_pretrained` of the right class for the directory's config and `task`."""
-    config = MobileBertConfig.from_pretrained(Path(directory))
-    return model_class(config, task).from_pretrained(directory, **kwargs)

@@ -13,7 +13,7 @@ from tinybert_core.models.counting import (
     parameter_shapes,
     summary,
 )
-from tinybert_core.models.hf_io import TASKS
+from tinybert_core.models.auto import TASKS
 
 # spec section 1.2
 EXPECTED = {

@@ -353,3 +353,16 @@ def test_full_size_mobilebert_parameter_counts():
     assert model.num_parameters() == 36_597_564
     tiny = MobileBertModel(MobileBertConfig.from_pretrained("mobilebert-tiny"), seed=0)
     assert tiny.num_parameters() == 15_485_696
+
+
+def test_model_class_table_covers_both_families():
+    from tinybert_core.models.auto import MODEL_CLASSES, TASKS
+    for family in ("mobilebert", "bert"):
+        config = (MobileBertConfig.from_pretrained("mobilebert-4l") if family == "mobilebert"
+                  else MobileBertConfig.bert())
+        for task in TASKS:
+            cls = model_class(config, task)
+            assert cls is MODEL_CLASSES[(family, task)]
+            assert cls.model_type == cls.base_model_prefix == family
+    with pytest.raises(ValueError, match="unknown task 'sideways'; known: base, pretraining"):
+        model_class(MobileBertConfig(), "sideways")
