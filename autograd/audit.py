@@ -93,6 +93,7 @@ def _cases(rng: np.random.Generator, device: Any) -> list[tuple[str, Callable, l
          [t(4, 5)]),
         ("cross_entropy_soft", lambda a, p: F.cross_entropy(a, F.softmax(p)), [t(3, 4), t(3, 4)]),
         ("kl_div", lambda a, p: F.kl_div(F.log_softmax(a), F.softmax(p)), [t(3, 4), t(3, 4)]),
+        ("kl_from_logits", F.kl_from_logits, [t(2, 3, 4), t(2, 3, 4)]),
         ("mse_loss", F.mse_loss, [t(3, 4), t(3, 4)]),
     ]
 

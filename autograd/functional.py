@@ -2,8 +2,8 @@
 
 Each wrapper carries the docstring and the formula; the differentiable work happens in one
 `Function` per primitive op in `autograd/ops/`. The composite ops here (var, stack, split,
-masked_fill, dropout, kl_div, mse_loss, soft-target and label-smoothed cross-entropy) have no
-backward of their own: autograd differentiates their primitives.
+masked_fill, dropout, kl_div and kl_from_logits, mse_loss, soft-target and label-smoothed
+cross-entropy) have no backward of their own: autograd differentiates their primitives.
 """
 from __future__ import annotations
 
@@ -351,6 +351,26 @@ def kl_div(log_q: Tensor, p: Any, reduction: str = "batchmean") -> Tensor:
     if reduction == "batchmean":
         return pointwise.sum() * (1.0 / (log_q.shape[0] if log_q.ndim else 1))
     return _reduce(pointwise, reduction)
+
+
+def kl_from_logits(logits: Tensor, target_logits: Any, axis: int = -1) -> Tensor:
+    """Mean over rows of KL(softmax(target_logits) || softmax(logits)) along `axis`.
+
+    The distillation divergence between a teacher's scores (`target_logits`) and a student's:
+    MobileBERT's attention transfer on attention scores, and the KD term of pre-training
+    distillation on MLM logits. It is `kl_div` of the two softmaxes (one KL in the code base);
+    a row is every position of the other axes. Pass a detached target for a teacher that must
+    not be trained. Target entries at -inf or a large negative mask value get probability 0,
+    and 0 log 0 counts as 0, so masked keys add nothing.
+    """
+    target = as_tensor(target_logits, device=logits.backend)
+    if target.shape != logits.shape:
+        raise ValueError(f"kl_from_logits: target shape {target.shape} differs from logits shape "
+                         f"{logits.shape}")
+    rows = logits.size // logits.shape[axis] if logits.size else 1
+    pointwise = kl_div(log_softmax(logits, axis=axis), softmax(target, axis=axis),
+                       reduction="none")
+    return pointwise.sum() * (1.0 / rows)
 
 
 def mse_loss(a: Tensor, b: Any, reduction: str = "mean") -> Tensor:

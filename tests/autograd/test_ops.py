@@ -726,6 +726,22 @@ def test_kl_div(data, shape, reduction, with_zeros):
         gradcheck(lambda u, v: F.kl_div(u, v, reduction=reduction), tq, leaf(p))
 
 
+@given(data=st.data(), shape=nonscalar_shapes)
+def test_kl_from_logits(data, shape):
+    s, t = data.draw(arrays(shape)), data.draw(arrays(shape))
+    t[..., -1] = -1e30 if shape[-1] > 1 else t[..., -1]     # a masked key: probability 0
+    lq, lp = log_softmax_expected(s, -1), log_softmax_expected(t, -1)
+    rows = s.size // shape[-1]
+    with np.errstate(under="ignore"):
+        expected = np.where(np.exp(lp) > 0, np.exp(lp) * (lp - lq), 0.0).sum() / rows
+    ts = leaf(s)
+    assert_forward(F.kl_from_logits(ts, t), expected)
+    gradcheck(lambda u: F.kl_from_logits(u, t), ts)
+    gradcheck(lambda u, v: F.kl_from_logits(u, v), ts, leaf(data.draw(arrays(shape))))
+    with pytest.raises(ValueError, match="target shape"):
+        F.kl_from_logits(ts, np.zeros(shape + (2,)))
+
+
 @given(data=st.data(), shapes=binary_shapes, reduction=st.sampled_from(["mean", "sum", "none"]))
 def test_mse_loss(data, shapes, reduction):
     sa, sb = shapes.input_shapes

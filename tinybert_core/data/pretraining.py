@@ -321,8 +321,12 @@ class PretrainingBatch(NamedTuple):
     masked_lm_positions: np.ndarray  # (B, P) int64, P = max_predictions_per_seq
     masked_lm_ids: np.ndarray  # (B, P) int64: original ids at the positions
     masked_lm_weights: np.ndarray  # (B, P) float32: 1 for predictions, 0 for padded slots
-    mlm_labels: np.ndarray  # (B, T) int64: original id where predicted, else -100
     next_sentence_labels: np.ndarray  # (B,) int64: 0 = B follows A, 1 = B is random
+
+    def masked_lm_labels(self) -> np.ndarray:
+        """(B, P) labels for the logits gathered at `masked_lm_positions`: the original ids,
+        -100 (HF's "not predicted") on padded prediction slots."""
+        return np.where(self.masked_lm_weights > 0, self.masked_lm_ids, IGNORE_INDEX)
 
 
 class PretrainingDataset:
@@ -461,7 +465,6 @@ def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]],
     positions = np.zeros((B, P), dtype=np.int64)  # (B, P)
     ids = np.zeros((B, P), dtype=np.int64)
     weights = np.zeros((B, P), dtype=np.float32)
-    mlm_labels = np.full((B, width), IGNORE_INDEX, dtype=np.int64)
     nsp = np.zeros(B, dtype=np.int64)
     for i, (seq, len_a, pos, lab, label) in enumerate(rows):
         n, k = len(seq), len(pos)
@@ -469,10 +472,9 @@ def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]],
         token_type_ids[i, len_a + 2:n] = 1
         attention_mask[i, :n] = 1
         positions[i, :k], ids[i, :k], weights[i, :k] = pos, lab, 1.0
-        mlm_labels[i, pos] = lab
         nsp[i] = label
     return PretrainingBatch(input_ids, token_type_ids, attention_mask, positions, ids, weights,
-                            mlm_labels, nsp)
+                            nsp)
 
 
 class PretrainingBatches:

@@ -1,11 +1,13 @@
-"""Pre-training and knowledge-transfer losses, with the paper's names (spec section 4).
+"""Knowledge-transfer losses, with the paper's names (spec section 4).
 
-- `masked_lm_loss`, `next_sentence_loss`: BERT's MLM and NSP objectives (4.1).
+BERT's own objectives (MLM and NSP, 4.1) are `masked_lm_loss` and `next_sentence_loss` in
+`models/heads.py`, the one code path for each, which the models and the losses here share.
 - `feature_map_transfer_loss`: the paper's MSE between teacher and student block outputs, or
   Google's variant on parameter-free layer-normalised features (4.2).
 - `hidden_distribution_loss`: Google's extra mean / variance terms (4.2), per matching layer as
   TF2 computes them (Google's TF1 code broadcasts against every teacher layer by mistake).
 - `attention_transfer_loss`: per-head KL(teacher || student) of the attention distributions (4.3).
+  It and the KD term of `pretraining_distillation_loss` are the one KL, `F.kl_from_logits`.
 - `pretraining_distillation_loss`: alpha * MLM + (1 - alpha) * KD + NSP (4.5).
 - `layer_wise_transfer_loss`: the weighted per-layer sum the strategies train on (4.4).
 
@@ -21,6 +23,7 @@ import numpy as np
 
 import autograd.functional as F
 from autograd import Tensor, no_grad
+from tinybert_core.models.heads import IGNORE_INDEX, masked_lm_loss, next_sentence_loss
 
 
 def _detached(t: Any) -> Tensor:
@@ -32,27 +35,6 @@ def _check_same(name: str, student: Tensor, teacher: Tensor) -> None:
         raise ValueError(f"{name}: student shape {student.shape} differs from teacher shape "
                          f"{teacher.shape}; the student and teacher must share the inter-block "
                          f"width, head count and sequence length")
-
-
-def masked_lm_loss(prediction_logits: Tensor, labels: Any, weights: Any = None,
-                   ignore_index: int = -100) -> Tensor:
-    """Cross-entropy over the masked positions.
-
-    HF form: `labels` (B, T) with `ignore_index` at unmasked positions, mean over the rest.
-    Google form: `labels` are masked_lm_ids (B, P) with float `weights` (B, P), 0 for padded
-    prediction slots: sum_p w_p CE_p / (sum_p w_p + 1e-5).
-    """
-    if weights is None:
-        return F.cross_entropy(prediction_logits, labels, ignore_index=ignore_index)
-    w = weights.data if isinstance(weights, Tensor) else np.asarray(weights)
-    per = F.cross_entropy(prediction_logits, labels, reduction="none")
-    wt = Tensor(w.astype(prediction_logits.dtype), device=prediction_logits.backend)
-    return (per * wt).sum() * (1.0 / (float(w.sum()) + 1e-5))
-
-
-def next_sentence_loss(seq_relationship_logits: Tensor, next_sentence_labels: Any) -> Tensor:
-    """Mean cross-entropy of the (B, 2) NSP logits; label 0 = B follows A, 1 = random."""
-    return F.cross_entropy(seq_relationship_logits, next_sentence_labels)
 
 
 def _token_weights(mask: Any, like: Tensor) -> tuple[Tensor | None, float]:
@@ -111,27 +93,17 @@ def attention_transfer_loss(student_scores: Tensor, teacher_scores: Tensor) -> T
     """
     teacher = _detached(teacher_scores)
     _check_same("attention_transfer_loss", student_scores, teacher)
-    log_ps = F.log_softmax(student_scores, axis=-1)
-    xp = teacher.backend.xp
-    with no_grad():
-        log_pt = F.log_softmax(teacher, axis=-1).data
-    pt = xp.exp(log_pt)
-    rows = int(np.prod(student_scores.shape[:-1]))
-    # sum p_t log p_t, with 0 log 0 = 0: the constant that turns the cross-entropy into a KL.
-    neg_entropy = float(xp.where(pt > 0, pt * log_pt, 0).sum()) / rows
-    cross = (log_ps * Tensor._from_op(pt, teacher.backend, None)).sum() * (1.0 / rows)
-    return neg_entropy - cross
+    return F.kl_from_logits(student_scores, teacher)
 
 
 def pretraining_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Any,
                                   seq_relationship_logits: Tensor | None = None,
                                   next_sentence_labels: Any = None, alpha: float = 0.5,
-                                  temperature: float = 1.0,
-                                  ignore_index: int = -100) -> dict[str, Tensor]:
+                                  temperature: float = 1.0) -> dict[str, Tensor]:
     """L_PD = alpha * L_MLM + (1 - alpha) * L_KD + L_NSP (spec 4.5).
 
     Logits are (..., V) at the same positions for both models and `labels` marks the masked
-    ones (`ignore_index` elsewhere); L_KD = T^2 * mean over masked positions of
+    ones (-100 elsewhere, as for `masked_lm_loss`); L_KD = T^2 * mean over masked positions of
     KL(softmax(t / T) || softmax(s / T)). NSP uses the ground truth only, as in Google's code.
     """
     if not 0.0 <= alpha <= 1.0:
@@ -143,15 +115,13 @@ def pretraining_distillation_loss(student_logits: Tensor, teacher_logits: Tensor
     _check_same("pretraining_distillation_loss", student_logits, teacher)
     v = student_logits.shape[-1]
     lab = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
-    keep = (lab.reshape(-1) != ignore_index)
-    idx = np.nonzero(keep)[0]
-    mlm = F.cross_entropy(student_logits, lab, ignore_index=ignore_index)
+    idx = np.nonzero(lab.reshape(-1) != IGNORE_INDEX)[0]
+    mlm = masked_lm_loss(student_logits, lab)
     out: dict[str, Tensor] = {"mlm": mlm}
     if idx.size:
         s = student_logits.reshape(-1, v)[idx] * (1.0 / temperature)
         t = teacher.reshape(-1, v)[idx] * (1.0 / temperature)
-        kl = attention_transfer_loss(s, t)     # the same per-row KL, averaged over rows
-        out["kd"] = kl * (temperature * temperature)
+        out["kd"] = F.kl_from_logits(s, t) * (temperature * temperature)
     else:
         out["kd"] = mlm * 0.0
     total = mlm * alpha + out["kd"] * (1.0 - alpha)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
 
 from autograd import Tensor, no_grad, optim
 from tinybert_core.distillation import losses as L
@@ -60,11 +59,6 @@ class Stage:
     train_mode: bool = True            # dropout on in the student during this stage
 
 
-def _mlm_labels(batch: Any) -> np.ndarray:
-    """(B, P) labels at the gathered positions, -100 on padded prediction slots."""
-    return np.where(batch.masked_lm_weights > 0, batch.masked_lm_ids, -100)
-
-
 def _inputs(batch: Any) -> dict[str, Any]:
     return {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
             "token_type_ids": batch.token_type_ids}
@@ -72,7 +66,7 @@ def _inputs(batch: Any) -> dict[str, Any]:
 
 def pretraining_loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
     """MLM at the masked positions + NSP: the baseline and the teacher's objective."""
-    out = student(**_inputs(batch), labels=_mlm_labels(batch),
+    out = student(**_inputs(batch), labels=batch.masked_lm_labels(),
                   next_sentence_label=batch.next_sentence_labels,
                   masked_positions=batch.masked_lm_positions)
     return {"loss": out.loss, "mlm": out.masked_lm_loss, "nsp": out.next_sentence_loss}
@@ -111,7 +105,7 @@ def distillation_loss(opts: KTOptions, kt_layers: list[int] | None = None,
         s_out = student(**_inputs(batch), masked_positions=batch.masked_lm_positions,
                         output_hidden_states=features, output_attentions=features)
         out = L.pretraining_distillation_loss(
-            s_out.prediction_logits, t_out.prediction_logits, _mlm_labels(batch),
+            s_out.prediction_logits, t_out.prediction_logits, batch.masked_lm_labels(),
             s_out.seq_relationship_logits, batch.next_sentence_labels, opts.alpha,
             opts.temperature)
         if kt_layers:

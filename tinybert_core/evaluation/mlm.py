@@ -10,12 +10,16 @@ from typing import Any
 
 import numpy as np
 
-import autograd.functional as F
 from autograd import no_grad
+from tinybert_core.models.heads import IGNORE_INDEX, masked_lm_loss
 
 
 def evaluate_mlm(model: Any, batches: list[Any]) -> dict[str, float]:
-    """Held-out masked-LM loss (weighted mean over real predictions) and top-1 accuracy."""
+    """Held-out masked-LM loss (mean over real predictions) and top-1 accuracy.
+
+    `batches` are `PretrainingBatch`es (`make_eval_batches`); the model predicts at their
+    `masked_lm_positions` and the loss is `masked_lm_loss`, the one the training computes.
+    """
     was_training = model.training
     model.eval()
     total_loss = total_correct = total = 0.0
@@ -24,12 +28,13 @@ def evaluate_mlm(model: Any, batches: list[Any]) -> dict[str, float]:
             for b in batches:
                 out = model(b.input_ids, attention_mask=b.attention_mask,
                             token_type_ids=b.token_type_ids, masked_positions=b.masked_lm_positions)
-                logits = out.prediction_logits                                  # (B, P, V)
-                per = F.cross_entropy(logits, b.masked_lm_ids, reduction="none").numpy()
-                w = b.masked_lm_weights.astype(np.float64)                       # (B, P)
-                total_loss += float((per * w).sum())
-                total_correct += float(((logits.numpy().argmax(-1) == b.masked_lm_ids) * w).sum())
-                total += float(w.sum())
+                labels = b.masked_lm_labels()                                   # (B, P)
+                per = masked_lm_loss(out.prediction_logits, labels, reduction="none")
+                real = labels != IGNORE_INDEX
+                total_loss += float(per.numpy().sum(dtype=np.float64))         # 0 where ignored
+                predicted = out.prediction_logits.numpy().argmax(-1)            # (B, P)
+                total_correct += float((predicted == labels)[real].sum())
+                total += float(real.sum())
     finally:
         model.train(was_training)
     if total == 0:

@@ -30,6 +30,8 @@ from tinybert_core.config import MobileBertConfig
 from tinybert_core.models.layers import Initializer, get_activation, int_array
 from tinybert_core.models.outputs import PreTrainingHeadsOutput
 
+IGNORE_INDEX = -100  # HF's label for a position that is not predicted
+
 # --- helpers -------------------------------------------------------------------------------------
 
 
@@ -55,10 +57,29 @@ def _labels(name: str, labels: Any, shape: tuple) -> np.ndarray:
     return arr
 
 
-def token_loss(logits: Tensor, labels: Any, name: str = "labels") -> Tensor:
-    """Mean cross-entropy over the (..., C) logits whose label is not -100."""
+def token_loss(logits: Tensor, labels: Any, name: str = "labels",
+               reduction: str = "mean") -> Tensor:
+    """Cross-entropy of (..., C) logits against integer `labels` of shape (...), over the
+    labels that are not IGNORE_INDEX (-100); `name` is the argument errors mention."""
     target = _labels(name, labels, logits.shape[:-1])
-    return F.cross_entropy(logits, target, ignore_index=-100)
+    return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction=reduction)
+
+
+def masked_lm_loss(prediction_logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+    """BERT's masked-LM loss L_MLM (spec 4.1), the one code path for it: cross-entropy of the
+    (..., V) prediction logits against the original ids, mean over the predicted positions.
+
+    `labels` has the logits' leading shape and holds -100 wherever nothing is predicted (HF's
+    form; for gathered (B, P) logits, the padded prediction slots). reduction="none" gives the
+    per-position losses (0 at ignored ones), "sum" their total, for evaluation over batches.
+    """
+    return token_loss(prediction_logits, labels, "labels", reduction)
+
+
+def next_sentence_loss(seq_relationship_logits: Tensor, next_sentence_label: Any,
+                       name: str = "next_sentence_label") -> Tensor:
+    """BERT's NSP loss: mean cross-entropy of the (B, 2) logits; label 0 = B follows A."""
+    return token_loss(seq_relationship_logits, next_sentence_label, name)
 
 
 def classification_loss(logits: Tensor, labels: Any, config: MobileBertConfig) -> Tensor:

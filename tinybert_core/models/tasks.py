@@ -24,6 +24,8 @@ from tinybert_core.models.heads import (
     MobileBertPreTrainingHeads,
     classification_loss,
     gather_positions,
+    masked_lm_loss,
+    next_sentence_loss,
     question_answering_loss,
     token_loss,
 )
@@ -84,9 +86,9 @@ class PreTrainingModel(TaskModel):
         if masked_positions is not None:
             seq = gather_positions(seq, masked_positions)                     # (B, P, C)
         heads = self.cls(seq, out.pooler_output)
-        mlm = None if labels is None else token_loss(heads.prediction_logits, labels)
-        nsp = None if next_sentence_label is None else token_loss(
-            heads.seq_relationship_logits, next_sentence_label, "next_sentence_label")
+        mlm = None if labels is None else masked_lm_loss(heads.prediction_logits, labels)
+        nsp = None if next_sentence_label is None else next_sentence_loss(
+            heads.seq_relationship_logits, next_sentence_label)
         loss = mlm if nsp is None else (nsp if mlm is None else mlm + nsp)
         return PreTrainingOutput(loss, heads.prediction_logits, heads.seq_relationship_logits,
                                  out.hidden_states, out.attentions, out.attention_scores, mlm,
@@ -106,7 +108,7 @@ class MaskedLMModel(TaskModel):
         if masked_positions is not None:
             seq = gather_positions(seq, masked_positions)
         logits = self.cls(seq)
-        loss = None if labels is None else token_loss(logits, labels)
+        loss = None if labels is None else masked_lm_loss(logits, labels)
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions,
                               out.attention_scores)
 
@@ -120,7 +122,7 @@ class NextSentencePredictionModel(TaskModel):
         out = self._backbone(input_ids, attention_mask, token_type_ids, position_ids,
                              output_hidden_states, output_attentions)
         logits = self.cls(out.pooler_output)                                   # (B, 2)
-        loss = None if labels is None else token_loss(logits, labels)
+        loss = None if labels is None else next_sentence_loss(logits, labels, "labels")
         return NextSentencePredictorOutput(loss, logits, out.hidden_states, out.attentions,
                                            out.attention_scores)
 

@@ -173,7 +173,7 @@ def test_specials_are_never_masked_and_labels_agree(sotu_batches):
     for batch in sotu_batches:
         B, T = batch.input_ids.shape
         assert batch.masked_lm_positions.shape == (B, 20)
-        assert batch.mlm_labels.shape == (B, T)
+        assert batch.masked_lm_labels().shape == (B, 20)
         for b in range(B):
             k = int(batch.masked_lm_weights[b].sum())
             pos, ids = batch.masked_lm_positions[b], batch.masked_lm_ids[b]
@@ -182,9 +182,9 @@ def test_specials_are_never_masked_and_labels_agree(sotu_batches):
             assert np.all(batch.attention_mask[b, pos[:k]] == 1)
             assert np.all(pos[k:] == 0) and np.all(ids[k:] == 0)
             assert np.all(batch.masked_lm_weights[b, k:] == 0)
-            labels = np.full(T, -100)
-            labels[pos[:k]] = ids[:k]
-            np.testing.assert_array_equal(batch.mlm_labels[b], labels)
+            labels = np.full(20, -100)
+            labels[:k] = ids[:k]
+            np.testing.assert_array_equal(batch.masked_lm_labels()[b], labels)
         # Special positions keep their ids: [CLS] first, [SEP]s untouched.
         assert np.all(batch.input_ids[:, 0] == CLS)
 

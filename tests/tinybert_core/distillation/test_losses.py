@@ -9,6 +9,7 @@ import pytest
 
 from autograd import Tensor, gradcheck
 from tinybert_core.distillation import losses as L
+from tinybert_core.models.heads import masked_lm_loss
 
 rng = np.random.default_rng(0)
 
@@ -99,15 +100,20 @@ def test_pretraining_distillation_combines_mlm_kd_nsp():
         L.pretraining_distillation_loss(s, tt, labels, alpha=1.5)
 
 
-def test_masked_lm_loss_google_weighted_form():
+def test_masked_lm_loss_on_gathered_predictions_skips_padded_slots():
+    # Google's form: masked_lm_ids (B, P) with 0/1 weights for padded prediction slots; the one
+    # MLM loss takes them as labels with -100 where the weight is 0 (PretrainingBatch's form).
     logits = t(2, 3, 5)
     ids = np.array([[1, 2, 0], [4, 0, 0]])
     w = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    labels = np.where(w > 0, ids, -100)
     ls = np_log_softmax(logits.numpy())
     ce = -np.take_along_axis(ls, ids[..., None], -1)[..., 0]
-    expected = (ce * w).sum() / (w.sum() + 1e-5)
-    np.testing.assert_allclose(L.masked_lm_loss(logits, ids, w).item(), expected, rtol=1e-10)
-    assert gradcheck(lambda a: L.masked_lm_loss(a, ids, w), logits)
+    expected = (ce * w).sum() / w.sum()
+    np.testing.assert_allclose(masked_lm_loss(logits, labels).item(), expected, rtol=1e-10)
+    np.testing.assert_allclose(masked_lm_loss(logits, labels, reduction="none").numpy(), ce * w,
+                               rtol=1e-10)
+    assert gradcheck(lambda a: masked_lm_loss(a, labels), logits)
 
 
 class Out(NamedTuple):
