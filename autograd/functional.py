@@ -285,13 +285,15 @@ def dropout(x: Tensor, p: float, training: bool = True, generator: Any = None) -
         return x
     rng = generator if generator is not None else x.backend.rng()
     mask = x.backend.kernel("dropout_mask")(rng, x.shape, p, x.dtype)
-    return x * Tensor._from_op(mask, x.backend, None)
+    return N.Dropout.apply(x, mask=mask)
 
 
-def embedding(ids: Any, weight: Tensor) -> Tensor:
-    """Rows of `weight` (num_embeddings, dim) picked by integer `ids`; repeated ids accumulate."""
+def embedding(ids: Any, weight: Tensor, name: str = "ids") -> Tensor:
+    """Rows of `weight` (num_embeddings, dim) picked by integer `ids`; repeated ids accumulate.
+
+    ids outside [0, num_embeddings) raise ValueError naming them `name`."""
     ids = ids.data if isinstance(ids, Tensor) else weight.backend.asarray(ids)
-    return N.Embedding.apply(weight, Tensor._from_op(ids, weight.backend, None))
+    return N.Embedding.apply(weight, ids=ids, name=name)
 
 
 def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
@@ -314,7 +316,7 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
         if t.shape != logits.shape:
             raise ValueError(f"cross_entropy: soft targets must have the logits' shape "
                              f"{logits.shape}, got {t.shape}")
-        soft = target_t if target_t is not None else Tensor._from_op(t, logits.backend, None)
+        soft = target_t if target_t is not None else logits._lift(t)
         if label_smoothing != 0.0:
             soft = soft * (1.0 - label_smoothing) + label_smoothing / c
         return _reduce(-_xlogy(soft, log_softmax(logits)).sum(axis=-1), reduction)
@@ -324,12 +326,12 @@ def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,
     flat = logits.reshape(-1, c)
     t_flat = t.reshape(-1)
     if label_smoothing == 0.0:
-        out = N.CrossEntropy.apply(flat, Tensor._from_op(t_flat, logits.backend, None),
-                                   ignore_index=ignore_index, reduction=reduction)
+        out = N.CrossEntropy.apply(flat, target=t_flat, ignore_index=ignore_index,
+                                   reduction=reduction)
         return out.reshape(lead) if reduction == "none" else out
     # (1 - eps) * nll + eps * mean over classes of -log p, on the rows that are not ignored.
-    nll = N.CrossEntropy.apply(flat, Tensor._from_op(t_flat, logits.backend, None),
-                               ignore_index=ignore_index, reduction="none")
+    nll = N.CrossEntropy.apply(flat, target=t_flat, ignore_index=ignore_index,
+                               reduction="none")
     valid = t_flat != ignore_index
     # where, not a 0/1 product: an ignored row may hold -inf logits, and inf * 0 is nan.
     smooth = where(valid, -log_softmax(flat).mean(axis=-1), 0.0)

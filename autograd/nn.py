@@ -62,8 +62,9 @@ class Embedding(Module):
         self.weight = Parameter(init_normal((num_embeddings, embedding_dim), std, _rng(rng), dtype),
                                 device=device)
 
-    def forward(self, ids: Any) -> Tensor:
-        return F.embedding(ids, self.weight)
+    def forward(self, ids: Any, name: str = "ids") -> Tensor:
+        """The rows of `ids`; `name` is what an out-of-range error calls them."""
+        return F.embedding(ids, self.weight, name)
 
     def __repr__(self) -> str:
         return f"Embedding({self.num_embeddings}, {self.embedding_dim})"

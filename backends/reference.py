@@ -10,6 +10,8 @@ Contract notes that overrides must keep:
 - Gradient outputs are freshly allocated (the autograd engine may hand the same array to two
   inputs, so nobody may write into an incoming gradient).
 - float32 and float64 both work; the output dtype is the input dtype.
+- Index arrays (embedding ids, class targets other than ignore_index) are in range: the op
+  that calls the kernel checked them once (`autograd/ops/nn.py`), and kernels do not re-check.
 
 References: llm.c doc/layernorm (the fused layer-norm backward with a (mean, rstd) cache),
 MobileBERT spec sections 2.1-2.3 and 6 (NoNorm, GELU forms, LAMB/AdamW without bias correction).

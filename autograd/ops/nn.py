@@ -1,9 +1,14 @@
 """Neural-network ops that run through the backend's named fused kernels.
 
 softmax (with the attention scale and additive mask fused), log_softmax, cross_entropy (fused
-with log_softmax), layer_norm, no_norm (fused with its residual add), gelu, embedding. Each op
-calls `self.be.kernel(name)`: the backend's override (Numba, CuPy) or the xp-generic reference in
-`backends/reference.py`. Dropout, kl_div and mse_loss are compositions in `autograd.functional`.
+with log_softmax), layer_norm, no_norm (fused with its residual add), gelu, embedding, dropout.
+Each op calls `self.be.kernel(name)`: the backend's override (Numba, CuPy) or the xp-generic
+reference in `backends/reference.py`. kl_div and mse_loss are compositions in
+`autograd.functional`.
+
+Integer inputs (embedding ids, class targets) and constant masks are never differentiated, so
+they reach an op as attributes (`CrossEntropy.apply(logits, target=t)`), not as tensors. Their
+range is checked here, once: the models, the losses and the kernels rely on it.
 """
 from __future__ import annotations
 
@@ -52,13 +57,11 @@ class LogSoftmax(Function):
 
 
 class CrossEntropy(Function):
-    """Cross-entropy of (N, C) logits against integer targets, fused with log_softmax.
+    """Cross-entropy of (N, C) logits against integer targets (N,), fused with log_softmax.
 
     reduction "mean" divides by the number of targets that are not `ignore_index` (0 when all
     are ignored, rather than NaN), "sum" adds, "none" returns the (N,) per-row losses.
     """
-
-    same_dtype = False
 
     def forward(self, logits, target, ignore_index=-100, reduction="mean"):
         if logits.ndim != 2 or target.shape != logits.shape[:1]:
@@ -92,7 +95,7 @@ class CrossEntropy(Function):
             g_rows = xp.broadcast_to(scale, (n,))
         glogits = self.be.kernel("cross_entropy_bwd")(
             self.logits, self.lse, self.target, self.ignore_index, g_rows)
-        return (glogits, None)
+        return (glogits,)
 
 
 class LayerNorm(Function):
@@ -143,19 +146,29 @@ class Gelu(Function):
 
 
 class Embedding(Function):
-    """weight[ids]; backward scatter-adds rows, so repeated ids accumulate."""
+    """weight[ids]; backward scatter-adds rows, so repeated ids accumulate. `name` is what an
+    error calls the ids (a model passes "input_ids", "token_type_ids", ...)."""
 
-    same_dtype = False
-
-    def forward(self, weight, ids):
+    def forward(self, weight, ids, name="ids"):
         if ids.dtype.kind not in "iu":
-            raise TypeError(f"embedding: ids must be integers, got {ids.dtype}")
+            raise TypeError(f"embedding: {name} must be integers, got {ids.dtype}")
         n = weight.shape[0]
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
-            raise ValueError(f"embedding: ids must lie in [0, {n}), got values in "
+            raise ValueError(f"embedding: {name} must lie in [0, {n}), got values in "
                              f"[{int(ids.min())}, {int(ids.max())}]")
         self.ids, self.n = ids, n
         return weight[ids]
 
     def backward(self, g):
-        return (self.be.kernel("embedding_bwd")(self.ids, g, self.n), None)
+        return (self.be.kernel("embedding_bwd")(self.ids, g, self.n),)
+
+
+class Dropout(Function):
+    """x * mask, with the inverted-dropout mask (0, or 1 / (1 - p)) drawn by the caller."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return (g * self.mask,)

@@ -43,9 +43,10 @@ class BertEmbeddings(nn.Module):
                 position_ids: np.ndarray | None = None) -> Tensor:
         B, T = input_ids.shape
         types = np.zeros((B, T), np.int64) if token_type_ids is None else token_type_ids
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(types)  # (B, T, C)
+        x = (self.word_embeddings(input_ids, "input_ids")
+             + self.token_type_embeddings(types, "token_type_ids"))              # (B, T, C)
         pos = (self.position_embeddings.weight[:T] if position_ids is None
-               else self.position_embeddings(position_ids))
+               else self.position_embeddings(position_ids, "position_ids"))
         return self.dropout(self.LayerNorm(x, residual=pos))
 
 

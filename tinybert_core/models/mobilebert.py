@@ -59,7 +59,7 @@ class MobileBertEmbeddings(nn.Module):
     def forward(self, input_ids: np.ndarray, token_type_ids: np.ndarray | None = None,
                 position_ids: np.ndarray | None = None) -> Tensor:
         B, T = input_ids.shape
-        x = self.word_embeddings(input_ids)                                   # (B, T, E)
+        x = self.word_embeddings(input_ids, "input_ids")                      # (B, T, E)
         if self.trigram_input:
             # One padded copy, then three shifted views joined in one concat; the zero rows
             # sit at the ends of the (possibly padded) tensor, as in HF and Google.
@@ -70,9 +70,10 @@ class MobileBertEmbeddings(nn.Module):
         if position_ids is None:
             x = x + self.position_embeddings.weight[:T]                       # (T, C) broadcast
         else:
-            x = x + self.position_embeddings(position_ids)
+            x = x + self.position_embeddings(position_ids, "position_ids")
         types = np.zeros((B, T), np.int64) if token_type_ids is None else token_type_ids
-        x = self.LayerNorm(x, residual=self.token_type_embeddings(types))    # norm(x + type)
+        types = self.token_type_embeddings(types, "token_type_ids")
+        x = self.LayerNorm(x, residual=types)                                 # norm(x + type)
         return self.dropout(x)
 
 

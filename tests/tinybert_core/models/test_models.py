@@ -309,9 +309,11 @@ def test_no_grad_forward_records_no_graph_and_float64_works():
 
 
 @pytest.mark.parametrize("call, error, message", [
+    # the embedding op checks ids, once, and names the model's argument (vocab_size is 50)
     (lambda m: m(np.array([[1, 2, 50]])), ValueError,
-     "token id 50 is out of range for vocab_size 50"),
-    (lambda m: m(np.array([[1, -1]])), ValueError, "token id -1 is out of range"),
+     "input_ids must lie in [0, 50), got values in [1, 50]"),
+    (lambda m: m(np.array([[1, -1]])), ValueError, "input_ids must lie in [0, 50), got values in "
+                                                   "[-1, 1]"),
     (lambda m: m(np.zeros((1, 17), np.int64)), ValueError,
      "sequence length 17 exceeds max_position_embeddings 16"),
     (lambda m: m(np.zeros(5, np.int64)), ValueError, "input_ids must be 2-d (batch, seq_len)"),
