@@ -17,7 +17,10 @@ Two formats:
 
 Every write goes to a temp file in the target's directory and is `os.replace`d over the target
 after flush + fsync (`atomic_open`), so a crash or an exception never leaves a half-written
-checkpoint under the real name. Every way a file can be bad raises `CheckpointError`, a
+checkpoint under the real name. `atomic_open` is the one writer for every file tinybert
+writes (checkpoints, configs, vocabularies, token caches, embeddings): the new file gets the
+mode any new file gets under the umask (0644 with the usual 022), not mkstemp's 0600.
+Every way a file can be bad raises `CheckpointError`, a
 `ValueError` whose message names the file and the problem.
 """
 from __future__ import annotations
@@ -73,7 +76,8 @@ def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     else:  # pragma: no cover - 100 collisions of a 64-bit random name
         raise FileExistsError(f"atomic_open: could not create a temp file in {parent}")
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -103,6 +107,12 @@ def atomic_write(path: PathLike, write_fn: Callable[[IO[bytes]], Any]) -> None:
     """Call `write_fn(f)` on a binary temp file, then move it onto `path` (see `atomic_open`)."""
     with atomic_open(path, "wb") as f:
         write_fn(f)
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write `text` as UTF-8 with "\n" line ends to `path` (see `atomic_open`)."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -482,6 +492,7 @@ def load_arrays(path: PathLike) -> dict[str, np.ndarray]:
     return load_npz(path)
 
 
-__all__ = ["CheckpointError", "SafetensorsHeader", "atomic_open", "atomic_write", "load_arrays",
+__all__ = ["CheckpointError", "SafetensorsHeader", "atomic_open", "atomic_write",
+           "atomic_write_text", "load_arrays",
            "load_npz", "load_safetensors", "read_safetensors_metadata", "save_arrays",
            "save_npz", "save_safetensors"]

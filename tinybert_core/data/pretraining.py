@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,8 +34,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from autograd.serialization import CheckpointError, atomic_write_text, load_npz, save_npz
 from tinybert_core.data.masking import document_pairs, mask_tokens
-from tinybert_core.text.tokenization import BertTokenizer, atomic_write_text
+from tinybert_core.text.tokenization import BertTokenizer
 
 CACHE_FORMAT = 1
 DEFAULT_SHARD_TOKENS = 1 << 20  # about 4 MB of int32 ids per shard
@@ -134,18 +134,6 @@ def _concat_shards(shards: Sequence[Shard]) -> Shard:
     return Shard(np.concatenate(tokens), np.concatenate(segs), np.concatenate(docs))
 
 
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _corpus_key(files: Sequence[Path], tokenizer: BertTokenizer, shard_tokens: int) -> str:
     vocab = hashlib.sha256("\n".join(tokenizer.ids_to_tokens).encode("utf-8")).hexdigest()
     stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
@@ -202,9 +190,9 @@ class TokenizedCorpus:
         meta = self._index["shards"][i]
         path = self.directory / meta["file"]
         try:
-            with np.load(path, allow_pickle=False) as z:
-                shard = Shard(z["tokens"], z["segment_offsets"], z["document_offsets"])
-        except Exception as e:  # zip, CRC, header and missing-key errors all mean corrupt
+            arrays = load_npz(path)             # no pickle; CRC and headers checked
+            shard = Shard(*(arrays[k] for k in Shard._fields))
+        except (OSError, CheckpointError, KeyError) as e:  # missing, corrupt, or a key gone
             raise ValueError(f"cache shard {str(path)!r} is unreadable ({type(e).__name__}: "
                              f"{e})") from e
         tok, seg, doc = shard
@@ -255,8 +243,7 @@ class TokenizedCorpus:
             tokens = np.concatenate(pieces).astype(np.int32) if pieces else np.zeros(0, np.int32)
             seg = np.concatenate([[0], np.cumsum(seg_lens)]).astype(np.int64)
             doc = np.concatenate([[0], np.cumsum(doc_lens)]).astype(np.int64)
-            _atomic_savez(self.directory / name, tokens=tokens, segment_offsets=seg,
-                          document_offsets=doc)
+            save_npz(self.directory / name, Shard(tokens, seg, doc)._asdict())
             shards.append({"file": name, "tokens": len(tokens), "segments": len(seg_lens),
                            "documents": len(doc_lens)})
             pieces.clear(), seg_lens.clear(), doc_lens.clear()

@@ -25,7 +25,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tinybert_core.text.tokenization import BasicTokenizer, atomic_write_text
+from autograd.serialization import atomic_write_text
+from tinybert_core.text.tokenization import BasicTokenizer
 
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
