@@ -1,34 +1,32 @@
 """The training loop behind `tinybert pretrain` and `tinybert distill`.
 
 One loop runs every strategy: it walks the strategy's stages (distillation/strategies.py), with
-LAMB, gradient accumulation, global-norm clipping, a per-stage warm-up + decay schedule,
-periodic held-out MLM evaluation, a JSONL metrics log and atomic checkpoints of model +
-optimizer + data position + RNG state, so `resume=True` continues a killed run bit for bit.
+LAMB, a per-stage warm-up + decay schedule, periodic held-out MLM evaluation, a JSONL metrics
+log and atomic checkpoints of model + optimizer + data position + RNG state, so `resume=True`
+continues a killed run bit for bit. Each global step is one `optimizer_step` (step.py:
+gradient accumulation, global-norm clipping, the update), the same step fine-tuning uses.
 A non-finite loss stops the run at once, naming the step, the loss term and the first
 parameter whose gradient is not finite. The library never prints: progress goes to `on_step`.
 """
 from __future__ import annotations
 
 import json
-import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from autograd import optim
+from autograd.serialization import atomic_write_text
 from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
+from tinybert_core.training.step import TrainingDiverged, optimizer_step
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or a gradient stopped being finite."""
 
 
 @dataclass
@@ -87,46 +85,92 @@ class StagePlan:
         return ",".join(f"{s.name}:{s.steps}" for s in self.stages)
 
 
-def _first_bad_gradient(model: Any) -> str | None:
-    for name, p in model.named_parameters():
-        if p.grad is not None and not np.isfinite(p.backend.to_numpy(p.grad)).all():
-            return name
-    return None
-
-
-def _diverged(step: int, stage: Stage, losses: dict[str, Any], model: Any) -> TrainingDiverged:
-    bad_terms = [k for k, v in losses.items() if v is not None and not math.isfinite(v.item())]
-    grad = _first_bad_gradient(model)
-    where = f"; first non-finite gradient: {grad}" if grad else ""
-    terms = ", ".join(bad_terms) if bad_terms else "none (the gradients diverged)"
-    return TrainingDiverged(f"training diverged at step {step} (stage {stage.name}): "
-                            f"non-finite loss terms: {terms}{where}")
-
-
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
           stop_after: int | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
+    The run, in named steps: plan the stages and open (or resume) the run; then per global
+    step, enter the step's stage when it changes, take one `optimizer_step` (step.py), and
+    log, evaluate and save as due; at the end, write the model directory.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
     Returns a summary with the final evaluation and the output paths.
     """
-    num_layers = student.config.num_hidden_layers
-    plan = StagePlan.of(build_stages(args.strategy, num_layers, args.kt_steps_per_layer,
-                                     args.pd_steps, args.kt, args.warmup_proportion))
+    plan = plan_stages(args, student, teacher)
+    run = open_run(student, args, plan, batches, resume)
+    last_eval: dict[str, float] = {}
+    current = -1
+    with open_metrics_log(args.output_dir / METRICS_NAME, run.step, resume) as log:
+        while run.step < plan.total:
+            index, stage = plan.at(run.step)
+            if index != current:
+                current = index
+                enter_stage(run.optimizer, student, stage, fresh=run.step == plan.starts[index])
+            record = train_step(student, teacher, run, stage, batches, args)
+            run.step += 1
+            if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
+                last_eval = evaluate_mlm(student, eval_batches)
+                record.update({f"eval_{k}": v for k, v in last_eval.items()})
+            log(record)
+            if on_step is not None:
+                on_step({**record, "total_steps": plan.total})
+            if run.step % args.save_every == 0 or run.step in (plan.total, stop_after):
+                run.save(batches)
+            if stop_after is not None and run.step >= stop_after:
+                break
+    summary: dict[str, Any] = {"steps": run.step, "total_steps": plan.total,
+                               "checkpoint": str(run.checkpoint), "eval": last_eval}
+    if run.step >= plan.total:
+        model_dir = args.output_dir / "model"
+        student.save_pretrained(model_dir, tokenizer=tokenizer)
+        summary["model_dir"] = str(model_dir)
+    return summary
+
+
+def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePlan:
+    """The strategy's stages on the global step axis; refuses an empty plan or a missing
+    teacher before anything is written."""
+    plan = StagePlan.of(build_stages(args.strategy, student.config.num_hidden_layers,
+                                     args.kt_steps_per_layer, args.pd_steps, args.kt,
+                                     args.warmup_proportion))
     if plan.total == 0:
         raise ValueError("nothing to train: the strategy's stages have 0 steps in total")
     if any(st.needs_teacher for st in plan.stages) and teacher is None:
         raise ValueError(f"strategy {args.strategy!r} needs a teacher model")
     if teacher is not None:
         teacher.eval()
+    return plan
+
+
+@dataclass
+class Run:
+    """What a run carries from step to step: the optimizer, the global step, where and with
+    which config it checkpoints."""
+
+    student: Any
+    optimizer: optim.Optimizer
+    step: int
+    checkpoint: Path
+    run_config: dict[str, Any]
+    args: TrainingArguments
+
+    def save(self, batches: Any) -> None:
+        save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
+                                 self.run_config, data_state=batches.state(),
+                                 extra={"args": _jsonable(self.args)})
+
+
+def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
+             resume: bool) -> Run:
+    """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
+    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. A fresh run
+    refuses a directory that already holds a checkpoint."""
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = args.output_dir / CHECKPOINT_NAME
+    checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = {**student.config.to_dict(), "strategy": args.strategy,
                   "stages": plan.describe()}
-
     schedules = [stage_schedule(st, args.learning_rate, args.end_lr_rate) for st in plan.stages]
 
     def lr_at(step: int) -> float:
@@ -135,78 +179,71 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
 
     opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
     step = 0
-    if resume and ckpt_path.exists():
-        step, data_state, _ = load_training_checkpoint(ckpt_path, student, opt, run_config)
+    if resume and checkpoint.exists():
+        step, data_state, _ = load_training_checkpoint(checkpoint, student, opt, run_config)
         batches.load_state(data_state)
     elif resume:
-        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
-    elif ckpt_path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
+    elif checkpoint.exists():
         raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
                          f"(--resume) or choose another output directory")
+    return Run(student, opt, step, checkpoint, run_config, args)
 
-    def save(at_step: int) -> None:
-        save_training_checkpoint(ckpt_path, student, opt, at_step, run_config,
-                                 data_state=batches.state(), extra={"args": _jsonable(args)})
 
-    # A fresh run starts a fresh log; a resumed one appends after the steps it kept.
-    metrics_file = open(args.output_dir / METRICS_NAME, "a" if resume else "w", encoding="utf-8")
-    last_eval: dict[str, float] = {}
-    current = -1
+def enter_stage(opt: optim.Optimizer, student: Any, stage: Stage, fresh: bool) -> None:
+    """Set up a stage: fresh moments when it starts (not when a run resumes inside it), its
+    learning-rate scales (frozen parts at 0) and the student's dropout switch."""
+    if fresh:
+        opt.reset_state()
+    opt.set_lr_scale(1.0)
+    for pattern, scale in stage.lr_scales:
+        opt.set_lr_scale(scale, pattern)
+    student.train(stage.train_mode)
+
+
+def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
+               args: TrainingArguments) -> dict[str, Any]:
+    """Draw the step's micro-batches and take one `optimizer_step` on the stage's loss;
+    returns the step's metrics record."""
+    start = time.perf_counter()
+    lr = run.optimizer.current_lr()
+    micro = [next(batches) for _ in range(args.gradient_accumulation_steps)]
     try:
-        while step < plan.total:
-            index, stage = plan.at(step)
-            if index != current:
-                current = index
-                if step == plan.starts[index]:
-                    opt.reset_state()        # a new stage starts from fresh moments
-                opt.set_lr_scale(1.0)
-                for pattern, scale in stage.lr_scales:
-                    opt.set_lr_scale(scale, pattern)
-                student.train(stage.train_mode)
-            start = time.perf_counter()
-            lr = opt.current_lr()
-            tokens = 0
-            sums: dict[str, float] = {}
-            k = args.gradient_accumulation_steps
-            for _ in range(k):
-                batch = next(batches)
-                tokens += int(batch.attention_mask.sum())
-                losses = stage.loss(student, teacher, batch)
-                values = {name: v.item() for name, v in losses.items() if v is not None}
-                if not math.isfinite(values["loss"]):
-                    raise _diverged(step, stage, losses, student)
-                (losses["loss"] * (1.0 / k)).backward()
-                for name, v in values.items():
-                    sums[name] = sums.get(name, 0.0) + v / k
-            grad_norm = optim.clip_grad_norm(student, args.max_grad_norm)
-            if not math.isfinite(grad_norm):
-                raise _diverged(step, stage, {}, student)
-            opt.step()
-            opt.zero_grad()
-            step += 1
-            seconds = time.perf_counter() - start
-            record = {"step": step, "stage": stage.name, "lr": lr, "grad_norm": grad_norm,
-                      "seconds": seconds, "tokens_per_s": tokens / seconds, **sums}
-            if eval_batches and (step % args.eval_every == 0 or step == plan.total):
-                last_eval = evaluate_mlm(student, eval_batches)
-                record.update({f"eval_{k}": v for k, v in last_eval.items()})
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-            if on_step is not None:
-                on_step({**record, "total_steps": plan.total})
-            if step % args.save_every == 0 or step == plan.total or step == stop_after:
-                save(step)
-            if stop_after is not None and step >= stop_after:
-                break
-    finally:
-        metrics_file.close()
-    summary: dict[str, Any] = {"steps": step, "total_steps": plan.total,
-                               "checkpoint": str(ckpt_path), "eval": last_eval}
-    if step >= plan.total:
-        model_dir = args.output_dir / "model"
-        student.save_pretrained(model_dir, tokenizer=tokenizer)
-        summary["model_dir"] = str(model_dir)
-    return summary
+        result = optimizer_step(student, run.optimizer, micro,
+                                lambda batch: stage.loss(student, teacher, batch),
+                                args.max_grad_norm)
+    except TrainingDiverged as e:
+        raise TrainingDiverged(f"training diverged at step {run.step} (stage {stage.name}): "
+                               f"{e}") from None
+    seconds = time.perf_counter() - start
+    tokens = sum(int(b.attention_mask.sum()) for b in micro)
+    return {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
+            "seconds": seconds, "tokens_per_s": tokens / seconds, **result.losses}
+
+
+@contextmanager
+def open_metrics_log(path: Path, step: int, resume: bool) -> Iterator[Callable[[dict], None]]:
+    """A function that appends one JSON record per line to `path`, flushed at once.
+
+    A fresh run starts a fresh log. A resumed one first drops the records after its checkpoint
+    (a killed run may have logged steps it then lost; they are about to be redone), rewriting
+    the file atomically, then appends. The log itself is append-only: a crash loses at most
+    the line being written, which the next resume drops.
+    """
+    if resume and path.exists():
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue                                   # a torn last line
+        atomic_write_text(path, "".join(kept))
+    with open(path, "a" if resume else "w", encoding="utf-8") as f:
+        def log(record: dict) -> None:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+        yield log
 
 
 def _jsonable(args: TrainingArguments) -> dict[str, Any]:
