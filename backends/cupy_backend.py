@@ -120,9 +120,9 @@ def gelu_fwd(x, approximate: bool = False):
 
 
 @cupy_backend.register("gelu_bwd")
-def gelu_bwd(x, gy, approximate: bool = False):
+def gelu_bwd(x, approximate: bool, gy):
     if not _floats(x, gy) or x.shape != gy.shape:
-        return reference.gelu_bwd(x, gy, approximate)
+        return reference.gelu_bwd(x, approximate, gy)
     return _kernel("tinybert_gelu_bwd")(x, gy, bool(approximate))
 
 
@@ -150,11 +150,11 @@ def no_norm_fwd(x, gamma, beta, residual=None):
 
 
 @cupy_backend.register("no_norm_bwd")
-def no_norm_bwd(x, residual, gamma, gy):
+def no_norm_bwd(x, gamma, residual, gy):
     params = (x, gamma, gy) + (() if residual is None else (residual,))
     if (not _floats(*params) or x.ndim == 0 or gamma.shape != x.shape[-1:]
             or gy.shape != x.shape or (residual is not None and residual.shape != x.shape)):
-        return reference.no_norm_bwd(x, residual, gamma, gy)
+        return reference.no_norm_bwd(x, gamma, residual, gy)
     gh, gy_h = _kernel("tinybert_no_norm_bwd")(x, _zero_residual(x, residual), gamma, gy)
     c = x.shape[-1]
     return gh, gy_h.reshape(-1, c).sum(axis=0), gy.reshape(-1, c).sum(axis=0)

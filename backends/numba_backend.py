@@ -320,9 +320,9 @@ def _softmax_fwd_rows(x, scale, mask, mask_row, y):
 
 
 @numba_backend.register("softmax_fwd")
-def softmax_fwd(x, scale: float = 1.0, mask=None):
+def softmax_fwd(x, mask=None, scale: float = 1.0):
     if not _floats(x) or x.ndim == 0:
-        return reference.softmax_fwd(x, scale, mask)
+        return reference.softmax_fwd(x, mask, scale)
     c = x.shape[-1]
     if mask is None:                      # one row of zeros for every row (x * scale + 0 is exact)
         mask2, mask_row = np.zeros((1, c), x.dtype), np.zeros(x.size // c, np.intp)
@@ -333,7 +333,7 @@ def softmax_fwd(x, scale: float = 1.0, mask=None):
         except ValueError:
             same_shape = False
         if not same_shape or mask.dtype.kind not in "biuf":
-            return reference.softmax_fwd(x, scale, mask)   # it raises NumPy's error
+            return reference.softmax_fwd(x, mask, scale)   # it raises NumPy's error
         # mask as (M, C) rows of x's dtype, and for every row of x the index of its mask row:
         # a (B, 1, 1, T) padding mask against (B, H, T, T) scores stays B rows, not B*H*T.
         mask = mask.reshape((1,) * (x.ndim - mask.ndim) + mask.shape)
@@ -362,9 +362,9 @@ def _softmax_bwd_rows(y, gy, scale, gx):
 
 
 @numba_backend.register("softmax_bwd")
-def softmax_bwd(y, gy, scale: float = 1.0):
+def softmax_bwd(y, scale: float, gy):
     if not _floats(y, gy) or y.ndim == 0 or y.shape != gy.shape:
-        return reference.softmax_bwd(y, gy, scale)
+        return reference.softmax_bwd(y, scale, gy)
     y2 = _rows(y)
     gx = np.empty_like(y2)
     _run(_softmax_bwd_rows, y2.size, y2, _rows(gy), y.dtype.type(scale), gx)
@@ -472,16 +472,16 @@ def _cross_entropy_bwd_rows(logits, lse, target, ignore_index, g_rows, out):
 
 
 @numba_backend.register("cross_entropy_bwd")
-def cross_entropy_bwd(logits, lse, target, ignore_index: int, g_rows):
+def cross_entropy_bwd(logits, lse, target, ignore_index: int, gy):
     t = _class_targets(logits, target, ignore_index) if _floats(logits) and logits.ndim == 2 \
         else None
     if t is None:
-        return reference.cross_entropy_bwd(logits, lse, target, ignore_index, g_rows)
+        return reference.cross_entropy_bwd(logits, lse, target, ignore_index, gy)
     n = logits.shape[0]
     dt = logits.dtype
     # Zeroed by the OS (calloc): ignored rows, most of them for MLM on all positions, are free.
     out = np.zeros(logits.shape, dt)
-    g = np.ascontiguousarray(np.broadcast_to(np.asarray(g_rows), (n,)), dtype=dt)
+    g = np.ascontiguousarray(np.broadcast_to(np.asarray(gy), (n,)), dtype=dt)
     _run(_cross_entropy_bwd_rows, logits.size, np.ascontiguousarray(logits),
          np.ascontiguousarray(lse, dtype=dt), t, ignore_index, g, out)
     return out
@@ -623,11 +623,11 @@ def _no_norm_bwd_rows(x, residual, gamma, gy, gh, part_gamma, part_beta):
 
 
 @numba_backend.register("no_norm_bwd")
-def no_norm_bwd(x, residual, gamma, gy):
+def no_norm_bwd(x, gamma, residual, gy):
     arrays = [x, gamma, gy] + ([] if residual is None else [residual])
     if (not _floats(*arrays) or x.ndim == 0 or gamma.shape != x.shape[-1:]
             or gy.shape != x.shape or (residual is not None and residual.shape != x.shape)):
-        return reference.no_norm_bwd(x, residual, gamma, gy)
+        return reference.no_norm_bwd(x, gamma, residual, gy)
     x2 = _rows(x)
     n, c = x2.shape
     gh = np.empty_like(x2)
@@ -690,9 +690,9 @@ def _gelu_bwd_rows(x, gy, approximate, gx):
 
 
 @numba_backend.register("gelu_bwd")
-def gelu_bwd(x, gy, approximate: bool = False):
+def gelu_bwd(x, approximate: bool, gy):
     if not _floats(x, gy) or x.shape != gy.shape:
-        return reference.gelu_bwd(x, gy, approximate)
+        return reference.gelu_bwd(x, approximate, gy)
     x1 = np.ascontiguousarray(x).reshape(-1)
     gx = np.empty_like(x1)
     _run(_gelu_bwd_rows, x1.size, x1, np.ascontiguousarray(gy).reshape(-1), bool(approximate),
@@ -756,10 +756,10 @@ def _embedding_bwd_rows(ids, gy, width, gw):
 
 
 @numba_backend.register("embedding_bwd")
-def embedding_bwd(ids, gy, num_embeddings: int):
+def embedding_bwd(ids, num_embeddings: int, gy):
     if (not _floats(gy) or not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu"
             or gy.ndim == 0 or ids.size * gy.shape[-1] != gy.size):
-        return reference.embedding_bwd(ids, gy, num_embeddings)
+        return reference.embedding_bwd(ids, num_embeddings, gy)
     gy2 = _rows(gy)
     d = gy2.shape[1]
     # Column blocks of at least 16 values (one 64-byte line of float32), one per thread.

@@ -5,6 +5,31 @@ and fills the same contract that a backend override must honour; `tests/backends
 override against these functions, kernel by kernel, forward and backward. Kernels reduce over the
 last axis; the ops in `autograd/ops/` move the axis there. Nothing here keeps state.
 
+The signatures, written down once here and followed by every backend's override (a test
+compares each override's parameters with these). Forward kernels take the op's arrays, then its
+options; backward kernels take what forward saved (in forward's order, then forward's own
+results such as `y` or the `(mean, rstd)` cache), then the options, and the upstream gradient
+`gy` last:
+
+    softmax_fwd(x, mask, scale) -> y               softmax_bwd(y, scale, gy) -> gx
+    log_softmax_fwd(x) -> y                        log_softmax_bwd(y, gy) -> gx
+    cross_entropy_fwd(logits, target, ignore_index) -> (loss, lse)
+                                   cross_entropy_bwd(logits, lse, target, ignore_index, gy) -> g
+    layer_norm_fwd(x, gamma, beta, eps) -> (y, mean, rstd)
+                                   layer_norm_bwd(x, gamma, mean, rstd, gy) -> (gx, ggamma, gbeta)
+    no_norm_fwd(x, gamma, beta, residual) -> y     no_norm_bwd(x, gamma, residual, gy)
+                                                       -> (gx, ggamma, gbeta)
+    gelu_fwd(x, approximate) -> y                  gelu_bwd(x, approximate, gy) -> gx
+    relu_fwd(x) -> y                               relu_bwd(y, gy) -> gx
+    embedding_bwd(ids, num_embeddings, gy) -> gweight   (forward is weight[ids], no kernel)
+    dropout_mask(rng, shape, p, dtype) -> mask
+    adamw_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2) -> None
+    lamb_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2, adapt)
+        -> trust ratio
+
+A kernel added to `KERNELS` follows the same order; its parity test and this signature check
+come with it.
+
 Contract notes that overrides must keep:
 - Inputs are never modified, except the optimizer updates, which update `w`, `m`, `v` in place.
 - Gradient outputs are freshly allocated (the autograd engine may hand the same array to two
@@ -36,7 +61,7 @@ def array_module(x: Any) -> Any:
 
 # --- softmax over the last axis, with the attention scale and additive mask fused ----------------
 
-def softmax_fwd(x, scale: float = 1.0, mask=None):
+def softmax_fwd(x, mask=None, scale: float = 1.0):
     """y = softmax(x * scale + mask) over the last axis. A row masked entirely to -inf gives 0s."""
     xp = array_module(x)
     z = x * scale if scale != 1.0 else x.copy()
@@ -52,7 +77,7 @@ def softmax_fwd(x, scale: float = 1.0, mask=None):
     return z
 
 
-def softmax_bwd(y, gy, scale: float = 1.0):
+def softmax_bwd(y, scale: float, gy):
     """dL/dx for y = softmax(x * scale + mask): scale * y * (gy - sum(y * gy))."""
     s = (y * gy).sum(axis=-1, keepdims=True)
     gx = gy - s
@@ -97,11 +122,12 @@ def cross_entropy_fwd(logits, target, ignore_index: int = -100):
     return loss, lse
 
 
-def cross_entropy_bwd(logits, lse, target, ignore_index: int, g_rows):
-    """dL/dlogits = g_row * (softmax(logits) - onehot(target)), zero on ignored rows."""
+def cross_entropy_bwd(logits, lse, target, ignore_index: int, gy):
+    """dL/dlogits = gy[row] * (softmax(logits) - onehot(target)), zero on ignored rows; `gy` is
+    the (N,) gradient of the per-row losses."""
     xp = array_module(logits)
     valid = target != ignore_index
-    g = xp.where(valid, g_rows, 0).astype(logits.dtype, copy=False)
+    g = xp.where(valid, gy, 0).astype(logits.dtype, copy=False)
     p = xp.exp(logits - lse[:, None])
     p *= g[:, None]
     rows = xp.arange(logits.shape[0])[valid]
@@ -153,7 +179,7 @@ def no_norm_fwd(x, gamma, beta, residual=None):
     return h
 
 
-def no_norm_bwd(x, residual, gamma, gy):
+def no_norm_bwd(x, gamma, residual, gy):
     """(gh, ggamma, gbeta) of no_norm; gh is the gradient of both x and the residual."""
     c = x.shape[-1]
     h = x + residual if residual is not None else x
@@ -177,7 +203,7 @@ def gelu_fwd(x, approximate: bool = False):
     return 0.5 * x * (1.0 + erf(x * _INV_SQRT_2, xp))
 
 
-def gelu_bwd(x, gy, approximate: bool = False):
+def gelu_bwd(x, approximate: bool, gy):
     """dL/dx of gelu: Phi(x) + x * phi(x) (exact), or the derivative of the tanh form."""
     xp = array_module(x)
     if approximate:
@@ -202,7 +228,7 @@ def relu_bwd(y, gy):
 
 # --- embedding, dropout --------------------------------------------------------------------------
 
-def embedding_bwd(ids, gy, num_embeddings: int):
+def embedding_bwd(ids, num_embeddings: int, gy):
     """Scatter-add of the output gradient rows into a (num_embeddings, D) table gradient."""
     xp = array_module(gy)
     d = gy.shape[-1]

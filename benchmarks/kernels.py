@@ -53,12 +53,12 @@ def cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[dict], Cal
     scores, g_scores = normal(B, H, T, T, scale=3.0), normal(B, H, T, T)
     mask = np.zeros((B, 1, 1, T), f32)
     mask[:, :, :, 100:] = -np.inf                       # the last 28 positions are padding
-    probs = reference.softmax_fwd(scores, 0.125, mask)
+    probs = reference.softmax_fwd(scores, mask, 0.125)
     out = []
     out.append(("softmax_fwd", "(8,4,128,128) scale+mask",
-                lambda k: lambda: k["softmax_fwd"](scores, 0.125, mask)))
+                lambda k: lambda: k["softmax_fwd"](scores, mask, 0.125)))
     out.append(("softmax_bwd", "(8,4,128,128)",
-                lambda k: lambda: k["softmax_bwd"](probs, g_scores, 0.125)))
+                lambda k: lambda: k["softmax_bwd"](probs, 0.125, g_scores)))
 
     for rows, label in ((B * 20, "(160,30522)"), (B * T, "(1024,30522) 85% ignored")):
         logits = normal(rows, V, scale=2.0)
@@ -93,7 +93,7 @@ def cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[dict], Cal
         out.append(("no_norm_fwd", label + " +residual",
                     lambda k, x=x, g=gamma, b=beta, r=res: lambda: k["no_norm_fwd"](x, g, b, r)))
         out.append(("no_norm_bwd", label + " +residual",
-                    lambda k, x=x, g=gamma, r=res, gy=gy: lambda: k["no_norm_bwd"](x, r, g, gy)))
+                    lambda k, x=x, g=gamma, r=res, gy=gy: lambda: k["no_norm_bwd"](x, g, r, gy)))
 
     act, g_act = normal(B, T, 512, scale=2.0), normal(B, T, 512)
     relu_y = reference.relu_fwd(act)
@@ -102,13 +102,13 @@ def cases(rng: np.random.Generator) -> list[tuple[str, str, Callable[[dict], Cal
         out.append(("gelu_fwd", label,
                     lambda k, a=approximate: lambda: k["gelu_fwd"](act, a)))
         out.append(("gelu_bwd", label,
-                    lambda k, a=approximate: lambda: k["gelu_bwd"](act, g_act, a)))
+                    lambda k, a=approximate: lambda: k["gelu_bwd"](act, a, g_act)))
     out.append(("relu_fwd", "(8,128,512)", lambda k: lambda: k["relu_fwd"](act)))
     out.append(("relu_bwd", "(8,128,512)", lambda k: lambda: k["relu_bwd"](relu_y, g_act)))
 
     ids, g_emb = rng.integers(0, V, (B, T)), normal(B, T, 128)
     out.append(("embedding_bwd", "ids (8,128) -> (30522,128)",
-                lambda k: lambda: k["embedding_bwd"](ids, g_emb, V)))
+                lambda k: lambda: k["embedding_bwd"](ids, V, g_emb)))
     out.append(("dropout_mask", "(8,128,512) p=0.1",
                 lambda k: (lambda r: lambda: k["dropout_mask"](r, (B, T, 512), 0.1, f32))(
                     np.random.default_rng(0))))
@@ -149,14 +149,14 @@ k = nb.numba_backend.kernel
 for dt in (np.float32, np.float64):
     x = np.linspace(-2, 2, 24, dtype=dt).reshape(4, 6); g = x[::-1].copy(); p = np.ones(6, dt)
     t = np.array([0, 5, -100, 2]); lse = np.full(4, 3.0, dt)
-    k("softmax_fwd")(x, 0.5, np.zeros((1, 6), dt)); k("softmax_bwd")(x, g, 0.5)
+    k("softmax_fwd")(x, np.zeros((1, 6), dt), 0.5); k("softmax_bwd")(x, 0.5, g)
     k("log_softmax_fwd")(x); k("log_softmax_bwd")(x, g)
     k("cross_entropy_fwd")(x, t, -100); k("cross_entropy_bwd")(x, lse, t, -100, lse)
     k("layer_norm_fwd")(x, p, p, 1e-12); k("layer_norm_bwd")(x, p, lse[:, None], lse[:, None], g)
-    k("no_norm_fwd")(x, p, p, g); k("no_norm_bwd")(x, g, p, g)
+    k("no_norm_fwd")(x, p, p, g); k("no_norm_bwd")(x, p, g, g)
     for a in (False, True):
-        k("gelu_fwd")(x, a); k("gelu_bwd")(x, g, a)
-    k("relu_fwd")(x); k("relu_bwd")(x, g); k("embedding_bwd")(np.array([1, 2, 1, 0]), g, 3)
+        k("gelu_fwd")(x, a); k("gelu_bwd")(x, a, g)
+    k("relu_fwd")(x); k("relu_bwd")(x, g); k("embedding_bwd")(np.array([1, 2, 1, 0]), 3, g)
     for name in ("adamw_update", "lamb_update"):
         k(name)(x.copy(), g, x.copy(), x * x, 1e-3, 0.9, 0.999, 1e-6, 0.01)
 print(time.perf_counter() - t0)

@@ -35,13 +35,13 @@ class Softmax(Function):
         if mask is not None and not _is_last(axis, x.ndim):
             raise ValueError("softmax: an additive mask needs axis=-1")
         self.axis, self.scale = axis, scale
-        self.y = self.be.kernel("softmax_fwd")(_to_last(self.xp, x, axis), scale, mask)
+        self.y = self.be.kernel("softmax_fwd")(_to_last(self.xp, x, axis), mask, scale)
         return _from_last(self.xp, self.y, axis)                    # backward needs only y
 
     def backward(self, g):
         xp, axis = self.xp, self.axis
         return (_from_last(xp, self.be.kernel("softmax_bwd")(
-            self.y, _to_last(xp, g, axis), self.scale), axis),)
+            self.y, self.scale, _to_last(xp, g, axis)), axis),)
 
 
 class LogSoftmax(Function):
@@ -132,7 +132,7 @@ class NoNorm(Function):
         return self.be.kernel("no_norm_fwd")(x, gamma, beta, residual)
 
     def backward(self, g):
-        gh, ggamma, gbeta = self.be.kernel("no_norm_bwd")(self.x, self.residual, self.gamma, g)
+        gh, ggamma, gbeta = self.be.kernel("no_norm_bwd")(self.x, self.gamma, self.residual, g)
         return (gh, ggamma, gbeta) if self.residual is None else (gh, ggamma, gbeta, gh)
 
 
@@ -142,7 +142,7 @@ class Gelu(Function):
         return self.be.kernel("gelu_fwd")(x, approximate)
 
     def backward(self, g):
-        return (self.be.kernel("gelu_bwd")(self.x, g, self.approximate),)
+        return (self.be.kernel("gelu_bwd")(self.x, self.approximate, g),)
 
 
 class Embedding(Function):
@@ -160,7 +160,7 @@ class Embedding(Function):
         return weight[ids]
 
     def backward(self, g):
-        return (self.be.kernel("embedding_bwd")(self.ids, g, self.n),)
+        return (self.be.kernel("embedding_bwd")(self.ids, self.n, g),)
 
 
 class Dropout(Function):

@@ -11,7 +11,9 @@ updates excepted: they must update w, m and v in place exactly as the reference 
 """
 from __future__ import annotations
 
+import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -81,31 +83,31 @@ def softmax_cases(rng, dt) -> list[Case]:
     scores = _normal(rng, dt, 2, 4, 128, 128, scale=3.0)
     return [
         Case("(2,3,5,7) scale 0.5, (2,1,1,7) mask with -inf, batch 0 fully masked",
-             (x, 0.5, mask)),
-        Case("no mask", (x, 1.0, None)),
-        Case("logits of 1e4", (x * dt(1e4), 1.0, None)),
-        Case("-inf entries and a fully -inf row in x", (x_inf, 1.0, None)),
-        Case("mask of x's shape", (x, 2.0, np.where(x > 1, NEG_INF, 0.0).astype(dt))),
-        Case("(2,3,5,1) mask", (x, 1.0, np.where(x[..., :1] > 0, -1e4, 0.0).astype(dt))),
-        Case("1-d float64 mask", (x, 1.0, np.array([0, 0, NEG_INF, 0, -3.5, 0, 0]))),
-        Case("transposed view", (_transposed(x), 0.25, mask)),
-        Case("1 row, 1 column", (_normal(rng, dt, 1, 1), 1.0, None)),
-        Case("1 row, 1 column, masked", (_normal(rng, dt, 1, 1), 1.0, np.full((1, 1), NEG_INF))),
-        Case("1 row", (_normal(rng, dt, 1, 9), 1.0, None)),
-        Case("1 column", (_normal(rng, dt, 9, 1), 3.0, None)),
+             (x, mask, 0.5)),
+        Case("no mask", (x, None, 1.0)),
+        Case("logits of 1e4", (x * dt(1e4), None, 1.0)),
+        Case("-inf entries and a fully -inf row in x", (x_inf, None, 1.0)),
+        Case("mask of x's shape", (x, np.where(x > 1, NEG_INF, 0.0).astype(dt), 2.0)),
+        Case("(2,3,5,1) mask", (x, np.where(x[..., :1] > 0, -1e4, 0.0).astype(dt), 1.0)),
+        Case("1-d float64 mask", (x, np.array([0, 0, NEG_INF, 0, -3.5, 0, 0]), 1.0)),
+        Case("transposed view", (_transposed(x), mask, 0.25)),
+        Case("1 row, 1 column", (_normal(rng, dt, 1, 1), None, 1.0)),
+        Case("1 row, 1 column, masked", (_normal(rng, dt, 1, 1), np.full((1, 1), NEG_INF), 1.0)),
+        Case("1 row", (_normal(rng, dt, 1, 9), None, 1.0)),
+        Case("1 column", (_normal(rng, dt, 9, 1), None, 3.0)),
         Case("MobileBERT scores (2,4,128,128), (2,1,1,128) mask",
-             (scores, 1 / math.sqrt(32), _padding_mask(dt, 2, 128, 28))),
+             (scores, _padding_mask(dt, 2, 128, 28), 1 / math.sqrt(32))),
     ]
 
 
 def softmax_bwd_cases(rng, dt) -> list[Case]:
     out = []
     for case in softmax_cases(rng, dt):
-        x, scale, mask = case.args
-        y = reference.softmax_fwd(x, scale, mask)
+        x, mask, scale = case.args
+        y = reference.softmax_fwd(x, mask, scale)
         gy = _normal(rng, dt, *y.shape)
-        out.append(Case(case.label, (y, gy, scale)))
-    out.append(Case("transposed gradient", (out[0].args[0], _transposed(out[0].args[1]), 0.5)))
+        out.append(Case(case.label, (y, scale, gy)))
+    out.append(Case("transposed gradient", (out[0].args[0], 0.5, _transposed(out[0].args[2]))))
     return out
 
 
@@ -211,7 +213,7 @@ def no_norm_cases(rng, dt) -> list[Case]:
 
 
 def no_norm_bwd_cases(rng, dt) -> list[Case]:
-    return [Case(c.label, (c.args[0], c.args[3], c.args[1], _normal(rng, dt, *c.args[0].shape)))
+    return [Case(c.label, (c.args[0], c.args[1], c.args[3], _normal(rng, dt, *c.args[0].shape)))
             for c in no_norm_cases(rng, dt)]
 
 
@@ -230,7 +232,7 @@ def gelu_cases(rng, dt) -> list[Case]:
 
 
 def gelu_bwd_cases(rng, dt) -> list[Case]:
-    return [Case(f"{label}, {'tanh' if a else 'erf'}", (x, _normal(rng, dt, *x.shape), a))
+    return [Case(f"{label}, {'tanh' if a else 'erf'}", (x, a, _normal(rng, dt, *x.shape)))
             for label, x in _activation_inputs(rng, dt) for a in (False, True)]
 
 
@@ -249,13 +251,13 @@ def embedding_bwd_cases(rng, dt) -> list[Case]:
     ids = rng.integers(0, 9, (2, 5))
     ids[0, :3] = 4                                       # repeated ids accumulate
     gy = _normal(rng, dt, 2, 5, 6)
-    return [Case("(2,5) ids into (9,6)", (ids, gy, 9)),
-            Case("int32 ids", (ids.astype(np.int32), gy, 9)),
-            Case("transposed gradient", (ids, _transposed(gy), 9)),
-            Case("one id, width 1", (np.array([3]), _normal(rng, dt, 1, 1), 5)),
-            Case("wide rows", (ids, _normal(rng, dt, 2, 5, 77), 9)),
+    return [Case("(2,5) ids into (9,6)", (ids, 9, gy)),
+            Case("int32 ids", (ids.astype(np.int32), 9, gy)),
+            Case("transposed gradient", (ids, 9, _transposed(gy))),
+            Case("one id, width 1", (np.array([3]), 5, _normal(rng, dt, 1, 1))),
+            Case("wide rows", (ids, 9, _normal(rng, dt, 2, 5, 77))),
             Case("MobileBERT ids (2,128) into (1000,128)",
-                 (rng.integers(0, 1000, (2, 128)), _normal(rng, dt, 2, 128, 128), 1000))]
+                 (rng.integers(0, 1000, (2, 128)), 1000, _normal(rng, dt, 2, 128, 128)))]
 
 
 def dropout_cases(rng, dt) -> list[Case]:
@@ -414,6 +416,27 @@ def test_every_kernel_has_a_builder_and_every_builder_a_kernel() -> None:
     stale = sorted(set(BUILDERS) - set(reference.KERNELS))
     assert not missing, f"add input builders to BUILDERS for the new kernels {missing}"
     assert not stale, f"BUILDERS has entries for kernels that no longer exist: {stale}"
+
+
+def _parameters(fn: Callable) -> list[str]:
+    return list(inspect.signature(fn).parameters)
+
+
+def test_kernel_signatures_are_the_documented_ones() -> None:
+    # reference.py's docstring is the table of signatures; the functions must say the same.
+    for name, fn in reference.KERNELS.items():
+        match = re.search(rf"\b{name}\(([^)]*)\)", reference.__doc__)
+        assert match, f"{name} is missing from the signature table in backends/reference.py"
+        documented = [a.strip() for a in match.group(1).split(",") if a.strip()]
+        assert documented == _parameters(fn), name
+        if name.endswith("_bwd"):
+            assert _parameters(fn)[-1] == "gy", f"{name}: the upstream gradient goes last"
+
+
+def test_overrides_take_the_reference_signature(backend: backends.Backend) -> None:
+    for name, fn in backend.kernels.items():
+        assert _parameters(fn) == _parameters(reference.KERNELS[name]), \
+            f"{backend.name}'s {name} takes {_parameters(fn)}"
 
 
 def test_numba_overrides_only_reference_kernels() -> None:
