@@ -22,6 +22,13 @@ _KNOWN = {
     "cupy": ("backends.cupy_backend", "cupy_backend"),
 }
 ENV_VAR = "TINYBERT_BACKEND"
+# Process settings a backend's runtime reads when it starts, applied when the backend is
+# selected (first loaded by get_backend), never as a side effect of importing a module, and
+# never over a value the user set. numba: OpenMP threads that sleep instead of spinning between
+# kernels leave the cores to OpenBLAS's matmuls (numba_backend.py's docstring has the numbers).
+ENVIRONMENT_DEFAULTS: dict[str, dict[str, str]] = {
+    "numba": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
 
 _loaded: dict[str, Backend] = {}
 _default: str | None = None
@@ -50,6 +57,8 @@ def get_backend(name: str | Backend | None = None) -> Backend:
     if name not in _KNOWN:
         raise ValueError(f"unknown device {name!r}; known backends: {', '.join(_KNOWN)}")
     module_name, attr = _KNOWN[name]
+    for key, value in ENVIRONMENT_DEFAULTS.get(name, {}).items():
+        os.environ.setdefault(key, value)
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

@@ -33,8 +33,9 @@ Choices, each measured with `benchmarks/kernels.py` on a 2-core AVX-512 machine:
   a later store (`o[t] -= g`) after `row, o, l, g = ...` with one name unused.
 - Not overridden, because Numba did not beat NumPy at MobileBERT shapes: dropout_mask (its cost
   is the generator's random draws, which must stay NumPy's for reproducible masks).
-- OMP_WAIT_POLICY defaults to PASSIVE (set below, only if the user has not chosen one, and
-  before Numba first loads its OpenMP runtime). In a model, kernels alternate with OpenBLAS
+- OMP_WAIT_POLICY defaults to PASSIVE, set by `backends.get_backend("numba")` when the
+  backend is selected (only if the user has not chosen one, and before Numba first starts its
+  OpenMP runtime), not by importing this module. In a model, kernels alternate with OpenBLAS
   matmuls; OpenMP's default spin-waiting threads then fight OpenBLAS's for the cores. Measured
   with benchmarks/train_step.py (full MobileBERT pre-training step, batch 8 x 128, 2 cores):
   5.8 s/step spinning vs 1.5 s passive (NumPy backend 1.9 s). Isolated kernel timings
@@ -45,20 +46,17 @@ Debug with NUMBA_DISABLE_JIT=1: the kernels then run as plain Python over the sa
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see the module docstring; before numba
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from llvmlite import ir  # noqa: E402
-from numba import njit, prange, types  # noqa: E402
-from numba.extending import intrinsic, overload  # noqa: E402
-
-from backends import reference  # noqa: E402
-from backends import special as fdlibm  # noqa: E402 - erf's coefficients and branch edges
-from backends.base import Backend  # noqa: E402
+from backends import reference
+from backends import special as fdlibm  # erf's coefficients and branch edges
+from backends.base import Backend
 
 numba_backend = Backend("numba", np)
 

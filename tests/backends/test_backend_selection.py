@@ -78,6 +78,24 @@ def test_env_var_default_in_a_fresh_process() -> None:
     assert out.stdout.split() == ["numba", "float32"]
 
 
+@pytest.mark.parametrize("user_value", [None, "ACTIVE"])
+def test_omp_wait_policy_is_set_when_numba_is_selected_not_on_import(user_value) -> None:
+    code = ("import os; import backends.numba_backend; "
+            "print(os.environ.get('OMP_WAIT_POLICY', 'unset')); "
+            "import backends; backends.get_backend('numba'); "
+            "print(os.environ.get('OMP_WAIT_POLICY', 'unset'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(ROOT)
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    # Importing the module changes nothing; selecting the backend sets PASSIVE unless the user
+    # chose a policy.
+    assert out.stdout.split() == ([user_value, user_value] if user_value
+                                  else ["unset", "PASSIVE"])
+
+
 def test_set_default_backend_loads_and_switches(fresh_default: pytest.MonkeyPatch) -> None:
     assert backends.set_default_backend("numba").name == "numba"
     assert backends.default_backend().name == "numba"
