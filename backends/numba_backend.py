@@ -204,7 +204,7 @@ def _horner_either(a, b, use_a, z):
     return acc
 
 
-_RB_PAD, _SB_PAD = fdlibm._RB + (0.0,), fdlibm._SB + (0.0,)
+_RB_PAD, _SB_PAD = fdlibm.RB + (0.0,), fdlibm.SB + (0.0,)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -215,21 +215,21 @@ def _erf(x):
     a branchy port ran at 20 ns a value, latency-bound."""
     ax = abs(x)
     z = x * x
-    tiny = 0.125 * (8.0 * x + (8.0 * fdlibm._EFX) * x)
-    small = x + x * (_horner(fdlibm._PP, z) / _horner(fdlibm._QQ, z))
+    tiny = 0.125 * (8.0 * x + (8.0 * fdlibm.EFX) * x)
+    small = x + x * (_horner(fdlibm.PP, z) / _horner(fdlibm.QQ, z))
     s = ax - 1.0
-    mid = math.copysign(fdlibm._ERX + _horner(fdlibm._PA, s) / _horner(fdlibm._QA, s), x)
-    at = min(max(ax, fdlibm._MID), fdlibm._BIG)     # the tail's |x|, finite in unused lanes
+    mid = math.copysign(fdlibm.ERX + _horner(fdlibm.PA, s) / _horner(fdlibm.QA, s), x)
+    at = min(max(ax, fdlibm.MID), fdlibm.BIG)     # the tail's |x|, finite in unused lanes
     zt = 1.0 / (at * at)
-    near = at < fdlibm._TAIL_SPLIT
-    fit = (_horner_either(fdlibm._RA, _RB_PAD, near, zt)
-           / _horner_either(fdlibm._SA, _SB_PAD, near, zt))
+    near = at < fdlibm.TAIL_SPLIT
+    fit = (_horner_either(fdlibm.RA, _RB_PAD, near, zt)
+           / _horner_either(fdlibm.SA, _SB_PAD, near, zt))
     tail = math.copysign(1.0 - _exp(-at * at - 0.5625 + fit) / at, x)
     out = math.copysign(1.0, x)            # |x| >= 6 and +-inf
-    out = tail if ax < fdlibm._BIG else out
-    out = mid if ax < fdlibm._MID else out
-    out = small if ax < fdlibm._SMALL else out
-    out = tiny if ax < fdlibm._TINY else out
+    out = tail if ax < fdlibm.BIG else out
+    out = mid if ax < fdlibm.MID else out
+    out = small if ax < fdlibm.SMALL else out
+    out = tiny if ax < fdlibm.TINY else out
     return x if x != x else out
 
 
