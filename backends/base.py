@@ -25,6 +25,10 @@ class Backend:
         self.name = name
         self.xp = xp
         self.kernels: dict[str, Callable] = dict(kernels or {})
+        unknown = sorted(set(self.kernels) - set(reference.KERNELS))
+        if unknown:
+            raise ValueError(f"backend {name}: no reference kernels named {unknown} to "
+                             f"override; known kernels: {sorted(reference.KERNELS)}")
         # One lookup table for the hot path: overrides first, then the references.
         self._table: dict[str, Callable] = {**reference.KERNELS, **self.kernels}
         self.array_type = xp.ndarray

@@ -10,6 +10,11 @@ broadcast x to a bigger shape, empty arrays) goes to the reference, so an overri
 silently wrong. Index values (embedding ids, class targets) are not re-checked: the op checked
 their range, once (`autograd/ops/nn.py`). `tests/backends/test_parity.py` checks every kernel.
 
+Files: the row kernels (softmax, log_softmax, cross-entropy, layer_norm, no_norm) are here, with
+the backend's table of every override at the end; the element-wise ones (GELU, ReLU, the
+embedding gradient, the optimizer updates) in `numba_elementwise.py`; the scalar math they are
+built from in `numba_math.py`; the wrappers' shared helpers in `numba_support.py`.
+
 Choices, each measured with `benchmarks/kernels.py` on a 2-core AVX-512 machine:
 - The scalar math inside the kernels (a vectorisable exp and erf, float64 row sums, row max)
   is `backends/numba_math.py`, with the reasons for each. `error_model="numpy"` everywhere:
@@ -19,7 +24,7 @@ Choices, each measured with `benchmarks/kernels.py` on a 2-core AVX-512 machine:
   race-free: each `prange` iteration owns a fixed chunk of rows and writes its own partial
   row; NumPy adds the partials in a fixed order, so results do not depend on the thread count.
 - Inputs under 262144 elements (2^18; MobileBERT's intra-block B*T*128 activations at batch 8)
-  run on the calling thread only (`_run`): with passive OpenMP waiting (below), waking Numba's
+  run on the calling thread only (`run`): with passive OpenMP waiting (below), waking Numba's
   other threads costs more than they save there. At 2^16, NoNorm at width 128 ran at 0.9x the
   NumPy reference; at 2^18 it runs at 1.5-2.2x, with the full training step unchanged.
 - No tuple unpacking of array rows inside `prange` bodies: Numba 0.68's parfor lowering dropped
@@ -39,68 +44,15 @@ Debug with NUMBA_DISABLE_JIT=1: the kernels then run as plain Python over the sa
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import numba
 import numpy as np
 from numba import njit, prange
 
+from backends import numba_elementwise as elementwise
 from backends import reference
 from backends.base import Backend
-from backends.numba_math import erf, exp, row_dot, row_max, row_sum, row_sum_exp
-
-numba_backend = Backend("numba", np)
-
-_CHUNK_ROWS = 16           # rows per partial sum in the column reductions
-_CHUNK_ELEMS = 4096        # elements per partial sum in the LAMB norms
-_PARALLEL_MIN = 1 << 18    # smaller inputs run on one thread (see _run)
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-# --- wrapper helpers -----------------------------------------------------------------------------
-
-def _floats(*arrays: Any) -> bool:
-    """True when every array is a non-empty NumPy float32/float64 array of one dtype."""
-    first = arrays[0]
-    if not isinstance(first, np.ndarray) or first.dtype not in _FLOATS or first.size == 0:
-        return False
-    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype for a in arrays[1:])
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """`a` as a C-contiguous (rows, last axis) array: a view when `a` already is contiguous."""
-    a = np.ascontiguousarray(a)
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
-
-
-def _chunks(rows: int) -> int:
-    return -(-rows // _CHUNK_ROWS)
-
-
-def _partials(rows: int, c: int, dtype) -> np.ndarray:
-    """Zeroed per-chunk partial column sums, in the data's dtype: each adds only _CHUNK_ROWS
-    rows (so float32 stays 16 lanes wide), and `_column_sum` adds the chunks in float64."""
-    return np.zeros((_chunks(rows), c), dtype)
-
-
-def _column_sum(partials: np.ndarray) -> np.ndarray:
-    return partials.sum(axis=0, dtype=np.float64).astype(partials.dtype)
-
-
-def _run(kernel: Any, size: int, *args: Any) -> None:
-    """kernel(*args) on all of Numba's threads, or only on the calling one for fewer than
-    _PARALLEL_MIN elements: waking the others costs ~30 us on an idle machine and a whole
-    scheduler tick (4-15 ms measured) when other processes hold the cores."""
-    if size >= _PARALLEL_MIN:
-        kernel(*args)
-        return
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)              # thread-local, and restored below
-    try:
-        kernel(*args)
-    finally:
-        numba.set_num_threads(threads)
-
+from backends.numba_math import exp, row_dot, row_max, row_sum, row_sum_exp
+from backends.numba_support import CHUNK_ROWS, column_sum, floats, partials, rows, run
 
 # --- softmax, log_softmax ------------------------------------------------------------------------
 
@@ -126,9 +78,8 @@ def _softmax_fwd_rows(x, scale, mask, mask_row, y):
             yr[j] *= inv
 
 
-@numba_backend.register("softmax_fwd")
 def softmax_fwd(x, mask=None, scale: float = 1.0):
-    if not _floats(x) or x.ndim == 0:
+    if not floats(x) or x.ndim == 0:
         return reference.softmax_fwd(x, mask, scale)
     c = x.shape[-1]
     if mask is None:                      # one row of zeros for every row (x * scale + 0 is exact)
@@ -149,9 +100,9 @@ def softmax_fwd(x, mask=None, scale: float = 1.0):
         mask2 = mask2.reshape(math.prod(lead), c)
         mask_row = np.broadcast_to(np.arange(mask2.shape[0]).reshape(lead), x.shape[:-1])
         mask_row = np.ascontiguousarray(mask_row).reshape(-1)
-    x2 = _rows(x)
+    x2 = rows(x)
     y = np.empty_like(x2)
-    _run(_softmax_fwd_rows, x2.size, x2, x.dtype.type(scale), mask2, mask_row, y)
+    run(_softmax_fwd_rows, x2.size, x2, x.dtype.type(scale), mask2, mask_row, y)
     return y.reshape(x.shape)
 
 
@@ -168,13 +119,12 @@ def _softmax_bwd_rows(y, gy, scale, gx):
             xr[j] = (gr[j] - s) * yr[j] * scale
 
 
-@numba_backend.register("softmax_bwd")
 def softmax_bwd(y, scale: float, gy):
-    if not _floats(y, gy) or y.ndim == 0 or y.shape != gy.shape:
+    if not floats(y, gy) or y.ndim == 0 or y.shape != gy.shape:
         return reference.softmax_bwd(y, scale, gy)
-    y2 = _rows(y)
+    y2 = rows(y)
     gx = np.empty_like(y2)
-    _run(_softmax_bwd_rows, y2.size, y2, _rows(gy), y.dtype.type(scale), gx)
+    run(_softmax_bwd_rows, y2.size, y2, rows(gy), y.dtype.type(scale), gx)
     return gx.reshape(y.shape)
 
 
@@ -193,13 +143,12 @@ def _log_softmax_fwd_rows(x, y):
             yr[j] = (xr[j] - m) - lse
 
 
-@numba_backend.register("log_softmax_fwd")
 def log_softmax_fwd(x):
-    if not _floats(x) or x.ndim == 0:
+    if not floats(x) or x.ndim == 0:
         return reference.log_softmax_fwd(x)
-    x2 = _rows(x)
+    x2 = rows(x)
     y = np.empty_like(x2)
-    _run(_log_softmax_fwd_rows, x2.size, x2, y)
+    run(_log_softmax_fwd_rows, x2.size, x2, y)
     return y.reshape(x.shape)
 
 
@@ -216,13 +165,12 @@ def _log_softmax_bwd_rows(y, gy, gx):
             xr[j] = gr[j] - exp(yr[j]) * s
 
 
-@numba_backend.register("log_softmax_bwd")
 def log_softmax_bwd(y, gy):
-    if not _floats(y, gy) or y.ndim == 0 or y.shape != gy.shape:
+    if not floats(y, gy) or y.ndim == 0 or y.shape != gy.shape:
         return reference.log_softmax_bwd(y, gy)
-    y2 = _rows(y)
+    y2 = rows(y)
     gx = np.empty_like(y2)
-    _run(_log_softmax_bwd_rows, y2.size, y2, _rows(gy), gx)
+    run(_log_softmax_bwd_rows, y2.size, y2, rows(gy), gx)
     return gx.reshape(y.shape)
 
 
@@ -249,15 +197,14 @@ def _cross_entropy_fwd_rows(logits, target, ignore_index, loss, lse):
         loss[r] = lse[r] - row[t] if t != ignore_index else 0
 
 
-@numba_backend.register("cross_entropy_fwd")
 def cross_entropy_fwd(logits, target, ignore_index: int = -100):
-    t = _class_targets(logits, target, ignore_index) if _floats(logits) and logits.ndim == 2 \
+    t = _class_targets(logits, target, ignore_index) if floats(logits) and logits.ndim == 2 \
         else None
     if t is None:
         return reference.cross_entropy_fwd(logits, target, ignore_index)
     n = logits.shape[0]
     loss, lse = np.empty(n, logits.dtype), np.empty(n, logits.dtype)
-    _run(_cross_entropy_fwd_rows, logits.size, np.ascontiguousarray(logits), t, ignore_index,
+    run(_cross_entropy_fwd_rows, logits.size, np.ascontiguousarray(logits), t, ignore_index,
          loss, lse)
     return loss, lse
 
@@ -278,9 +225,8 @@ def _cross_entropy_bwd_rows(logits, lse, target, ignore_index, g_rows, out):
             o[t] -= g
 
 
-@numba_backend.register("cross_entropy_bwd")
 def cross_entropy_bwd(logits, lse, target, ignore_index: int, gy):
-    t = _class_targets(logits, target, ignore_index) if _floats(logits) and logits.ndim == 2 \
+    t = _class_targets(logits, target, ignore_index) if floats(logits) and logits.ndim == 2 \
         else None
     if t is None:
         return reference.cross_entropy_bwd(logits, lse, target, ignore_index, gy)
@@ -289,7 +235,7 @@ def cross_entropy_bwd(logits, lse, target, ignore_index: int, gy):
     # Zeroed by the OS (calloc): ignored rows, most of them for MLM on all positions, are free.
     out = np.zeros(logits.shape, dt)
     g = np.ascontiguousarray(np.broadcast_to(np.asarray(gy), (n,)), dtype=dt)
-    _run(_cross_entropy_bwd_rows, logits.size, np.ascontiguousarray(logits),
+    run(_cross_entropy_bwd_rows, logits.size, np.ascontiguousarray(logits),
          np.ascontiguousarray(lse, dtype=dt), t, ignore_index, g, out)
     return out
 
@@ -321,16 +267,15 @@ def _param(p, x, fill: float) -> np.ndarray:
     return np.full(x.shape[-1], fill, x.dtype) if p is None else np.ascontiguousarray(p)
 
 
-@numba_backend.register("layer_norm_fwd")
 def layer_norm_fwd(x, gamma, beta, eps: float):
     params = [p for p in (gamma, beta) if p is not None]
-    if (not _floats(x, *params) or x.ndim == 0
+    if (not floats(x, *params) or x.ndim == 0
             or any(p.shape != x.shape[-1:] for p in params)):
         return reference.layer_norm_fwd(x, gamma, beta, eps)
-    x2 = _rows(x)
+    x2 = rows(x)
     y = np.empty_like(x2)
     mean, rstd = np.empty(x2.shape[0], x.dtype), np.empty(x2.shape[0], x.dtype)
-    _run(_layer_norm_fwd_rows, x2.size, x2, _param(gamma, x, 1.0), _param(beta, x, 0.0),
+    run(_layer_norm_fwd_rows, x2.size, x2, _param(gamma, x, 1.0), _param(beta, x, 0.0),
          float(eps), y, mean, rstd)
     stats = x.shape[:-1] + (1,)
     return y.reshape(x.shape), mean.reshape(stats), rstd.reshape(stats)
@@ -345,7 +290,7 @@ def _layer_norm_bwd_rows(x, gamma, mean, rstd, gy, gx, part_gamma, part_beta):
         xhat = np.empty(c, x.dtype)
         pg = part_gamma[k]
         pb = part_beta[k]
-        for r in range(k * _CHUNK_ROWS, min(n, (k + 1) * _CHUNK_ROWS)):
+        for r in range(k * CHUNK_ROWS, min(n, (k + 1) * CHUNK_ROWS)):
             xr = x[r]
             gr = gy[r]
             g = gx[r]
@@ -362,22 +307,21 @@ def _layer_norm_bwd_rows(x, gamma, mean, rstd, gy, gx, part_gamma, part_beta):
                 g[j] = ((g[j] - g_mean) - xhat[j] * gx_mean) * rs
 
 
-@numba_backend.register("layer_norm_bwd")
 def layer_norm_bwd(x, gamma, mean, rstd, gy):
     params = [] if gamma is None else [gamma]
-    if (not _floats(x, gy, mean, rstd, *params) or x.ndim == 0 or gy.shape != x.shape
+    if (not floats(x, gy, mean, rstd, *params) or x.ndim == 0 or gy.shape != x.shape
             or mean.size * x.shape[-1] != x.size or rstd.size != mean.size
             or any(p.shape != x.shape[-1:] for p in params)):
         return reference.layer_norm_bwd(x, gamma, mean, rstd, gy)
-    x2 = _rows(x)
+    x2 = rows(x)
     n, c = x2.shape
     gx = np.empty_like(x2)
-    part_gamma, part_beta = _partials(n, c, x.dtype), _partials(n, c, x.dtype)
-    _run(_layer_norm_bwd_rows, x2.size, x2, _param(gamma, x, 1.0), _rows(mean).reshape(n),
-         _rows(rstd).reshape(n), _rows(gy), gx, part_gamma, part_beta)
+    part_gamma, part_beta = partials(n, c, x.dtype), partials(n, c, x.dtype)
+    run(_layer_norm_bwd_rows, x2.size, x2, _param(gamma, x, 1.0), rows(mean).reshape(n),
+         rows(rstd).reshape(n), rows(gy), gx, part_gamma, part_beta)
     if gamma is None:
         return gx.reshape(x.shape), None, None
-    return gx.reshape(x.shape), _column_sum(part_gamma), _column_sum(part_beta)
+    return gx.reshape(x.shape), column_sum(part_gamma), column_sum(part_beta)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -392,15 +336,14 @@ def _no_norm_fwd_rows(x, gamma, beta, residual, y):
             yr[j] = (xr[j] + rr[j]) * gamma[j] + beta[j]
 
 
-@numba_backend.register("no_norm_fwd")
 def no_norm_fwd(x, gamma, beta, residual=None):
     arrays = [x, gamma, beta] + ([] if residual is None else [residual])
-    if (not _floats(*arrays) or x.ndim == 0 or gamma.shape != x.shape[-1:]
+    if (not floats(*arrays) or x.ndim == 0 or gamma.shape != x.shape[-1:]
             or beta.shape != x.shape[-1:] or (residual is not None and residual.shape != x.shape)):
         return reference.no_norm_fwd(x, gamma, beta, residual)
-    x2 = _rows(x)
+    x2 = rows(x)
     y = np.empty_like(x2)
-    _run(_no_norm_fwd_rows, x2.size, x2, np.ascontiguousarray(gamma), np.ascontiguousarray(beta),
+    run(_no_norm_fwd_rows, x2.size, x2, np.ascontiguousarray(gamma), np.ascontiguousarray(beta),
          _residual_rows(residual, x2), y)
     return y.reshape(x.shape)
 
@@ -408,7 +351,7 @@ def no_norm_fwd(x, gamma, beta, residual=None):
 def _residual_rows(residual, x2: np.ndarray) -> np.ndarray:
     """The residual as rows like x2, or one row of zeros (x + 0 is x) when there is none; a
     1-row x with a residual has a 1-row residual, which the kernels read the same way."""
-    return np.zeros((1, x2.shape[1]), x2.dtype) if residual is None else _rows(residual)
+    return np.zeros((1, x2.shape[1]), x2.dtype) if residual is None else rows(residual)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -418,7 +361,7 @@ def _no_norm_bwd_rows(x, residual, gamma, gy, gh, part_gamma, part_beta):
     for k in prange(part_gamma.shape[0]):
         pg = part_gamma[k]
         pb = part_beta[k]
-        for r in range(k * _CHUNK_ROWS, min(n, (k + 1) * _CHUNK_ROWS)):
+        for r in range(k * CHUNK_ROWS, min(n, (k + 1) * CHUNK_ROWS)):
             xr = x[r]
             gr = gy[r]
             o = gh[r]
@@ -429,253 +372,32 @@ def _no_norm_bwd_rows(x, residual, gamma, gy, gh, part_gamma, part_beta):
                 pb[j] += gr[j]
 
 
-@numba_backend.register("no_norm_bwd")
 def no_norm_bwd(x, gamma, residual, gy):
     arrays = [x, gamma, gy] + ([] if residual is None else [residual])
-    if (not _floats(*arrays) or x.ndim == 0 or gamma.shape != x.shape[-1:]
+    if (not floats(*arrays) or x.ndim == 0 or gamma.shape != x.shape[-1:]
             or gy.shape != x.shape or (residual is not None and residual.shape != x.shape)):
         return reference.no_norm_bwd(x, gamma, residual, gy)
-    x2 = _rows(x)
+    x2 = rows(x)
     n, c = x2.shape
     gh = np.empty_like(x2)
-    part_gamma, part_beta = _partials(n, c, x.dtype), _partials(n, c, x.dtype)
-    _run(_no_norm_bwd_rows, x2.size, x2, _residual_rows(residual, x2),
-         np.ascontiguousarray(gamma), _rows(gy), gh, part_gamma, part_beta)
-    return gh.reshape(x.shape), _column_sum(part_gamma), _column_sum(part_beta)
+    part_gamma, part_beta = partials(n, c, x.dtype), partials(n, c, x.dtype)
+    run(_no_norm_bwd_rows, x2.size, x2, _residual_rows(residual, x2),
+         np.ascontiguousarray(gamma), rows(gy), gh, part_gamma, part_beta)
+    return gh.reshape(x.shape), column_sum(part_gamma), column_sum(part_beta)
 
 
-# --- activations ---------------------------------------------------------------------------------
-# Constants are cast to the array's dtype (Numba would otherwise compute float32 in float64).
+# --- the backend: every override, listed ---------------------------------------------------------
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def _gelu_fwd_rows(x, approximate, y):
-    """Exact: 0.5 x (1 + erf(x / sqrt 2)). Tanh form: 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)),
-    u = sqrt(2/pi) (x + 0.044715 x^3): the same value without tanh's cancellation near -1."""
-    dt = x.dtype.type
-    half, one, a = dt(0.5), dt(1.0), dt(0.044715)
-    k, inv_sqrt2 = dt(math.sqrt(2.0 / math.pi)), dt(1.0 / math.sqrt(2.0))
-    for i in prange(x.shape[0]):
-        v = x[i]
-        if approximate:
-            u = k * (v + a * v * v * v)
-            y[i] = v / (one + exp(-(u + u)))
-        else:
-            y[i] = half * v * (one + dt(erf(np.float64(v * inv_sqrt2))))
-
-
-@numba_backend.register("gelu_fwd")
-def gelu_fwd(x, approximate: bool = False):
-    if not _floats(x):
-        return reference.gelu_fwd(x, approximate)
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    y = np.empty_like(x1)
-    _run(_gelu_fwd_rows, x1.size, x1, bool(approximate), y)
-    return y.reshape(x.shape)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _gelu_bwd_rows(x, gy, approximate, gx):
-    """Exact: Phi(x) + x phi(x). Tanh form, with s = 1 / (1 + e), e = exp(-2u), 1 - s = e s:
-    0.5 (1 + t) + 0.5 x (1 - t^2) u' = s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
-    dt = x.dtype.type
-    half, one, two, a3 = dt(0.5), dt(1.0), dt(2.0), dt(3 * 0.044715)
-    a, k = dt(0.044715), dt(math.sqrt(2.0 / math.pi))
-    inv_sqrt2, inv_sqrt2pi = dt(1.0 / math.sqrt(2.0)), dt(1.0 / math.sqrt(2.0 * math.pi))
-    for i in prange(x.shape[0]):
-        v = x[i]
-        if approximate:
-            x2 = v * v
-            u = k * (v + a * x2 * v)
-            e = exp(-(u + u))
-            s = one / (one + e)
-            rest = e * s if e < np.inf else one          # 1 - s, without inf * 0
-            d = s + two * v * s * rest * k * (one + a3 * x2)
-        else:
-            d = (half * (one + dt(erf(np.float64(v * inv_sqrt2))))
-                 + v * inv_sqrt2pi * exp(-half * v * v))
-        gx[i] = gy[i] * d
-
-
-@numba_backend.register("gelu_bwd")
-def gelu_bwd(x, approximate: bool, gy):
-    if not _floats(x, gy) or x.shape != gy.shape:
-        return reference.gelu_bwd(x, approximate, gy)
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    gx = np.empty_like(x1)
-    _run(_gelu_bwd_rows, x1.size, x1, np.ascontiguousarray(gy).reshape(-1), bool(approximate),
-         gx)
-    return gx.reshape(x.shape)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_fwd_rows(x, y):
-    """max(x, 0); nan stays nan, as with np.maximum."""
-    zero = x.dtype.type(0)
-    for i in prange(x.shape[0]):
-        v = x[i]
-        y[i] = zero if v <= zero else v
-
-
-@numba_backend.register("relu_fwd")
-def relu_fwd(x):
-    if not _floats(x):
-        return reference.relu_fwd(x)
-    x1 = np.ascontiguousarray(x).reshape(-1)
-    y = np.empty_like(x1)
-    _run(_relu_fwd_rows, x1.size, x1, y)
-    return y.reshape(x.shape)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _relu_bwd_rows(y, gy, gx):
-    """gy * (y > 0), a multiplication as in the reference (so inf * 0 is nan there too)."""
-    zero, one = y.dtype.type(0), y.dtype.type(1)
-    for i in prange(y.shape[0]):
-        gx[i] = gy[i] * (one if y[i] > zero else zero)
-
-
-@numba_backend.register("relu_bwd")
-def relu_bwd(y, gy):
-    if not _floats(y, gy) or y.shape != gy.shape:
-        return reference.relu_bwd(y, gy)
-    y1 = np.ascontiguousarray(y).reshape(-1)
-    gx = np.empty_like(y1)
-    _run(_relu_bwd_rows, y1.size, y1, np.ascontiguousarray(gy).reshape(-1), gx)
-    return gx.reshape(y.shape)
-
-
-# --- embedding -----------------------------------------------------------------------------------
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _embedding_bwd_rows(ids, gy, width, gw):
-    """gw[ids[i]] += gy[i] for i in order. Thread b owns columns [b*width, (b+1)*width) of every
-    row, so no two threads touch one element, and each element adds in the order of i, as
-    np.add.at does: the result is the same for any number of threads, bit for bit."""
-    n, d = gy.shape
-    for b in prange(-(-d // width)):
-        lo = b * width
-        hi = min(d, (b + 1) * width)
-        for i in range(n):
-            src = gy[i, lo:hi]
-            dst = gw[ids[i], lo:hi]
-            for j in range(hi - lo):
-                dst[j] += src[j]
-
-
-@numba_backend.register("embedding_bwd")
-def embedding_bwd(ids, num_embeddings: int, gy):
-    if (not _floats(gy) or not isinstance(ids, np.ndarray) or ids.dtype.kind not in "iu"
-            or gy.ndim == 0 or ids.size * gy.shape[-1] != gy.size):
-        return reference.embedding_bwd(ids, num_embeddings, gy)
-    gy2 = _rows(gy)
-    d = gy2.shape[1]
-    # Column blocks of at least 16 values (one 64-byte line of float32), one per thread.
-    width = max(16, -(-d // numba.get_num_threads()))
-    gw = np.zeros((num_embeddings, d), gy.dtype)
-    flat_ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
-    _run(_embedding_bwd_rows, gy2.size, flat_ids, gy2, width, gw)
-    return gw
-
-
-# --- optimizer updates, in place -----------------------------------------------------------------
-# The same operations in the same order as the reference, so AdamW is bit-identical to it.
-
-@njit(cache=True, error_model="numpy")
-def _adam_u(w, g, m, v, i, b1, b2, c1, c2, eps, wd, one_b1, one_b2):
-    """Update m[i] and v[i] and return the AdamW direction at element i."""
-    mi = m[i] * b1 + one_b1 * g[i]
-    vi = v[i] * b2 + one_b2 * (g[i] * g[i])
-    m[i] = mi
-    v[i] = vi
-    return _direction(w, mi, vi, i, c1, c2, eps, wd)
-
-
-@njit(cache=True, error_model="numpy")
-def _direction(w, mi, vi, i, c1, c2, eps, wd):
-    """m_hat / (sqrt(v_hat) + eps) [+ wd * w]; dividing by a bias term of 1 is exact."""
-    u = (mi / c1) / (np.sqrt(vi / c2) + eps)
-    return u + wd * w[i] if wd != 0 else u
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _adamw_update_rows(w, g, m, v, lr, b1, b2, eps, wd, c1, c2, one_b1, one_b2):
-    for i in prange(w.shape[0]):
-        u = _adam_u(w, g, m, v, i, b1, b2, c1, c2, eps, wd, one_b1, one_b2)
-        w[i] -= lr * u
-
-
-def _flat_in_place(w, g, m, v):
-    """1-D views of w, m, v (which must be writeable and contiguous) and of g, or None."""
-    if not _floats(w, g, m, v) or not (w.shape == g.shape == m.shape == v.shape):
-        return None
-    if not all(a.flags.c_contiguous and a.flags.writeable for a in (w, m, v)):
-        return None
-    return w.reshape(-1), np.ascontiguousarray(g).reshape(-1), m.reshape(-1), v.reshape(-1)
-
-
-def _scalars(dt, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2) -> tuple:
-    """The hyper-parameters in the arrays' dtype, as NumPy rounds Python floats in `w -= lr * u`."""
-    return (dt.type(lr), dt.type(beta1), dt.type(beta2), dt.type(eps), dt.type(weight_decay),
-            dt.type(bias_c1), dt.type(bias_c2), dt.type(1.0 - beta1), dt.type(1.0 - beta2))
-
-
-@numba_backend.register("adamw_update")
-def adamw_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
-                 weight_decay: float, bias_c1: float = 1.0, bias_c2: float = 1.0) -> None:
-    flat = _flat_in_place(w, g, m, v)
-    if flat is None:
-        return reference.adamw_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay,
-                                      bias_c1, bias_c2)
-    _run(_adamw_update_rows, w.size, *flat,
-         *_scalars(w.dtype, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2))
-    return None
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _lamb_moments_rows(w, g, m, v, b1, b2, eps, wd, c1, c2, one_b1, one_b2, w_sq, u_sq):
-    """Pass 1: update m, v; chunk k writes sum(w^2) and sum(u^2) of its elements."""
-    for k in prange(w_sq.shape[0]):
-        lo = k * _CHUNK_ELEMS
-        wk = w[lo:lo + _CHUNK_ELEMS]       # slices: plain 0..len indices vectorise
-        gk = g[lo:lo + _CHUNK_ELEMS]
-        mk = m[lo:lo + _CHUNK_ELEMS]
-        vk = v[lo:lo + _CHUNK_ELEMS]
-        u = np.empty(wk.shape[0], w.dtype)
-        for i in range(wk.shape[0]):
-            u[i] = _adam_u(wk, gk, mk, vk, i, b1, b2, c1, c2, eps, wd, one_b1, one_b2)
-        w_sq[k] = row_dot(wk, wk)
-        u_sq[k] = row_dot(u, u)
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
-def _lamb_apply_rows(w, m, v, step, eps, wd, c1, c2):
-    """Pass 2: w -= step * u, u recomputed from the new m, v (the same bits as in pass 1)."""
-    for i in prange(w.shape[0]):
-        w[i] -= step * _direction(w, m[i], v[i], i, c1, c2, eps, wd)
-
-
-@numba_backend.register("lamb_update")
-def lamb_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
-                weight_decay: float, bias_c1: float = 1.0, bias_c2: float = 1.0,
-                adapt: bool = True) -> float:
-    flat = _flat_in_place(w, g, m, v)
-    if flat is None:
-        return reference.lamb_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay,
-                                     bias_c1, bias_c2, adapt)
-    lr_, b1, b2, eps_, wd, c1, c2, one_b1, one_b2 = _scalars(
-        w.dtype, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2)
-    if not adapt:
-        _run(_adamw_update_rows, w.size, *flat, lr_, b1, b2, eps_, wd, c1, c2, one_b1, one_b2)
-        return 1.0
-    wf, gf, mf, vf = flat
-    chunks = -(-wf.shape[0] // _CHUNK_ELEMS)
-    w_sq, u_sq = np.empty(chunks), np.empty(chunks)
-    _run(_lamb_moments_rows, wf.size, wf, gf, mf, vf, b1, b2, eps_, wd, c1, c2, one_b1, one_b2,
-         w_sq, u_sq)
-    w_norm, u_norm = math.sqrt(w_sq.sum()), math.sqrt(u_sq.sum())
-    ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
-    _run(_lamb_apply_rows, wf.size, wf, mf, vf, w.dtype.type(lr * ratio), eps_, wd, c1, c2)
-    return ratio
-
+numba_backend = Backend("numba", np, kernels={
+    "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
+    "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
+    "cross_entropy_fwd": cross_entropy_fwd, "cross_entropy_bwd": cross_entropy_bwd,
+    "layer_norm_fwd": layer_norm_fwd, "layer_norm_bwd": layer_norm_bwd,
+    "no_norm_fwd": no_norm_fwd, "no_norm_bwd": no_norm_bwd,
+    "gelu_fwd": elementwise.gelu_fwd, "gelu_bwd": elementwise.gelu_bwd,
+    "relu_fwd": elementwise.relu_fwd, "relu_bwd": elementwise.relu_bwd,
+    "embedding_bwd": elementwise.embedding_bwd,
+    "adamw_update": elementwise.adamw_update, "lamb_update": elementwise.lamb_update,
+})
 
 __all__ = ["numba_backend"]
