@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from autograd.serialization import atomic_write_text
-from tinybert_core.text.tokenization import BasicTokenizer
+from tinybert_core.text.basic_tokenizer import BasicTokenizer
 
 DEFAULT_SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 

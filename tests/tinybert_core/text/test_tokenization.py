@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paths import FIXTURES, SHARED_DATA
-from tinybert_core.text.tokenization import BasicTokenizer, BertTokenizer
+from tinybert_core.text.basic_tokenizer import BasicTokenizer
+from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
 
 DATA = SHARED_DATA
