@@ -12,3 +12,6 @@ ROOT = TESTS.parent
 FIXTURES = TESTS / "fixtures"
 MODEL_FIXTURES = FIXTURES / "models"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+BERT_VOCAB = SHARED_DATA / "vocab" / "bert-base-uncased-vocab.txt"
+SOTU_TRAIN = SHARED_DATA / "corpus" / "sotu-train.txt"
+MOBY_DICK = SHARED_DATA / "corpus" / "moby-dick.txt"

@@ -52,7 +52,7 @@ def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | N
     if data.corpus is None:
         from tinybert_core.data.default_corpus import default_vocab_path
         return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
-    from tinybert_core.data.pretraining import check_corpus
+    from tinybert_core.data.corpus import check_corpus
     from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
     files = check_corpus(data.corpus)
     path = Path(output_dir) / "vocab.txt"

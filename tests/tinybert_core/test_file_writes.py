@@ -12,7 +12,7 @@ import pytest
 from autograd import optim
 from autograd.serialization import atomic_write_text
 from tinybert_core import BertTokenizer, MobileBertConfig, MobileBertForPreTraining
-from tinybert_core.data.pretraining import tokenize_corpus
+from tinybert_core.data.corpus import tokenize_corpus
 from tinybert_core.text.wordpiece_trainer import save_vocab
 from tinybert_core.training.checkpoint import save_training_checkpoint
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from autograd.serialization import atomic_write_text
-from tinybert_core.data.pretraining import PathLike, default_cache_dir
+from tinybert_core.data.corpus import PathLike, default_cache_dir
 from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
 
 BUILDER_VERSION = 1

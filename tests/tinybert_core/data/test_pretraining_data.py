@@ -1,5 +1,5 @@
-"""Tests for the pre-training data pipeline (tinybert_core/data: pretraining, masking) and the
-embedded default corpus (default_corpus).
+"""Tests for the pre-training data pipeline's batches (tinybert_core/data/pretraining.py): masking
+statistics, layout, NSP pairs, determinism and exact resume.
 
 Statistics are measured on real text: the first State of the Union addresses of
 shared/data/corpus/sotu-train.txt and Moby-Dick, with the real bert-base-uncased vocabulary.
@@ -10,74 +10,26 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from paths import SHARED_DATA
+from paths import BERT_VOCAB, MOBY_DICK, SHARED_DATA, SOTU_TRAIN
+
+from tinybert_core.data import corpus as C
 from tinybert_core.data import pretraining as D
-from tinybert_core.data.default_corpus import (
-    build_default_corpus,
-    default_vocab_path,
-    iter_default_documents,
-)
-from tinybert_core.data.masking import mask_tokens, truncate_lengths
-from tinybert_core.text.tokenization import BertTokenizer
 
-SHARED = SHARED_DATA
-VOCAB = SHARED / "vocab" / "bert-base-uncased-vocab.txt"
-SOTU = SHARED / "corpus" / "sotu-train.txt"
-MOBY = SHARED / "corpus" / "moby-dick.txt"
-CLS, SEP, PAD, MASK = 101, 102, 0, 103
-
+VOCAB, SOTU, MOBY = BERT_VOCAB, SOTU_TRAIN, MOBY_DICK
 needs_shared = pytest.mark.skipif(not (VOCAB.is_file() and SOTU.is_file() and MOBY.is_file()),
-                                  reason=f"shared data not found under {SHARED}")
+                                  reason=f"shared data not found under {SHARED_DATA}")
+CLS, SEP, PAD, MASK = 101, 102, 0, 103
 
 
 # ----- fixtures -----
 
 @pytest.fixture(scope="module")
-def tok() -> BertTokenizer:
-    if not VOCAB.is_file():
-        pytest.skip(f"vocabulary not found: {VOCAB}")
-    return BertTokenizer(VOCAB)
-
-
-def _head(source: Path, out: Path, documents: int = 40) -> Path:
-    """The first `documents` blank-line-separated documents of `source`, copied line by line."""
-    with open(source, encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
-        docs = 0
-        for line in src:
-            dst.write(line)
-            docs += not line.strip()
-            if docs == documents:
-                break
-    return out
-
-
-@pytest.fixture(scope="module")
-def sotu_file(tmp_path_factory) -> Path:
-    """The first 40 speeches of sotu-train.txt (about 0.5 MB), copied line by line."""
-    if not SOTU.is_file():
-        pytest.skip(f"corpus not found: {SOTU}")
-    return _head(SOTU, tmp_path_factory.mktemp("sotu") / "sotu-head.txt")
-
-
-@pytest.fixture(scope="module")
-def moby_head(tmp_path_factory) -> Path:
-    """The first 40 sections of moby-dick.txt, for the cache tests."""
-    if not MOBY.is_file():
-        pytest.skip(f"corpus not found: {MOBY}")
-    return _head(MOBY, tmp_path_factory.mktemp("moby") / "moby-head.txt")
-
-
-@pytest.fixture(scope="module")
-def sotu_corpus(sotu_file, tok, tmp_path_factory) -> D.TokenizedCorpus:
-    return D.tokenize_corpus(sotu_file, tok, cache_dir=tmp_path_factory.mktemp("cache"))
+def sotu_corpus(sotu_file, tok, tmp_path_factory) -> C.TokenizedCorpus:
+    return C.tokenize_corpus(sotu_file, tok, cache_dir=tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")
@@ -375,106 +327,7 @@ def test_eval_batches_are_fixed_and_independent_of_batch_size(sotu_file, tok, tm
         np.testing.assert_array_equal(x.masked_lm_positions[i % 8], y.masked_lm_positions[i % 4])
 
 
-# ----- the shard cache -----
-
-class CountingTokenizer(BertTokenizer):
-    calls = 0
-
-    def __call__(self, *args, **kwargs):
-        type(self).calls += 1
-        return super().__call__(*args, **kwargs)
-
-
-def _arrays(corpus):
-    return [np.concatenate(d) for d in corpus.documents()]
-
-
-@needs_shared
-def test_cache_is_reused_without_tokenizing(moby_head, tmp_path):
-    tok = CountingTokenizer(VOCAB)
-    first = D.tokenize_corpus(moby_head, tok, cache_dir=tmp_path)
-    assert not first.from_cache and tok.calls == first.num_documents == 40
-    assert first.build_seconds > 0
-    tok.calls = 0
-    again = D.tokenize_corpus(moby_head, tok, cache_dir=tmp_path)
-    assert again.from_cache and tok.calls == 0 and again.build_seconds == 0
-    assert again.directory == first.directory
-    assert not list(first.directory.glob("*.tmp"))  # atomic writes leave no temp files
-    assert _same([_arrays(first)], [_arrays(again)])
-    cased = CountingTokenizer(VOCAB, do_lower_case=False)
-    assert D.tokenize_corpus(moby_head, cased, cache_dir=tmp_path).directory != first.directory
-
-
-@needs_shared
-def test_changed_file_is_retokenized(tok, tmp_path):
-    path = tmp_path / "c.txt"
-    path.write_text("one line here.\nand another.\n\nsecond document.\n", encoding="utf-8")
-    first = D.tokenize_corpus(path, tok, cache_dir=tmp_path)
-    path.write_text("one line here.\nand another.\n\nsecond document, longer.\n",
-                    encoding="utf-8")
-    second = D.tokenize_corpus(path, tok, cache_dir=tmp_path)
-    assert not second.from_cache and second.directory != first.directory
-    assert second.num_tokens == first.num_tokens + 2  # "," and "longer"
-
-
-@needs_shared
-@pytest.mark.parametrize("damage", ["garbage", "truncate", "delete"])
-def test_corrupt_shard_is_rebuilt_with_a_warning(damage, moby_head, tok, tmp_path):
-    first = D.tokenize_corpus(moby_head, tok, cache_dir=tmp_path, shard_tokens=20_000)
-    assert first.num_shards > 2
-    want = _arrays(first)
-    shard = first.directory / "shard-00001.npz"
-    if damage == "garbage":
-        shard.write_bytes(b"not a zip file at all")
-    elif damage == "truncate":
-        shard.write_bytes(shard.read_bytes()[:5000])
-    else:
-        shard.unlink()
-    with pytest.warns(UserWarning, match="corrupt token cache"):
-        again = D.tokenize_corpus(moby_head, tok, cache_dir=tmp_path, shard_tokens=20_000)
-    assert not again.from_cache
-    assert _same([want], [_arrays(again)])
-    # Damage found later, while reading, is repaired the same way.
-    shard.write_bytes(b"junk")
-    with pytest.warns(UserWarning, match="re-tokenizing"):
-        tokens = again.shard(1).tokens
-    assert len(tokens) == again.shard_sizes()[1]
-
-
-# ----- reading text and errors -----
-
-def test_iter_documents_splits_on_blank_lines_and_files(tmp_path):
-    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    a.write_bytes("\ufeffFirst line.\r\n  second line.  \n \n\n\nDoc two.\n".encode())
-    b.write_text("Doc three.\n\n", encoding="utf-8")
-    assert list(D.iter_documents([a, b])) == [
-        ["First line.", "second line."], ["Doc two."], ["Doc three."]]
-
-
-def test_empty_corpus_fails_before_anything_else(tmp_path):
-    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
-    a.write_text("\n  \n\n", encoding="utf-8")
-    b.write_text("", encoding="utf-8")
-    cache = tmp_path / "cache"
-    with pytest.raises(ValueError, match=r"empty corpus: .*a\.txt, .*b\.txt"):
-        D.make_pretraining_batches([a, b], cache_dir=cache)  # no vocab given: none is trained
-    assert not cache.exists()
-
-
-def test_missing_file_is_named(tmp_path):
-    good = tmp_path / "good.txt"
-    good.write_text("text\n", encoding="utf-8")
-    with pytest.raises(FileNotFoundError, match="nope.txt"):
-        D.make_pretraining_batches([good, tmp_path / "nope.txt"], cache_dir=tmp_path)
-
-
-@needs_shared
-def test_bad_utf8_names_file_and_line(tok, tmp_path):
-    path = tmp_path / "bad.txt"
-    path.write_bytes(b"fine line\n\nalso fine\nbroken \xff\xfe here\n")
-    with pytest.raises(ValueError, match=r"bad\.txt' line 4 is not valid UTF-8"):
-        D.tokenize_corpus(path, tok, cache_dir=tmp_path)
-
+# ----- reading text: errors that come from the dataset -----
 
 @needs_shared
 @pytest.mark.parametrize("text, found", [("Just one line.\n", "1 document"),
@@ -507,87 +360,3 @@ def test_dataset_option_validation(tmp_path):
         D.PretrainingDataset(corpus, None, masked_lm_prob=1.5)
 
 
-# ----- masking.py units -----
-
-def _truncate_reference(la: int, lb: int, m: int) -> tuple[int, int]:
-    ca = cb = 0
-    while la + lb > m:  # BERT's loop: trim the longer one (A on a tie)
-        if la >= lb:
-            la, ca = la - 1, ca + 1
-        else:
-            lb, cb = lb - 1, cb + 1
-    return ca, cb
-
-
-def test_truncate_lengths_matches_berts_loop():
-    for la, lb, m in itertools.product(range(1, 14), range(1, 14), range(2, 20)):
-        assert truncate_lengths(la, lb, m) == _truncate_reference(la, lb, m), (la, lb, m)
-
-
-def test_mask_tokens_edge_cases():
-    rng = np.random.default_rng(0)
-    kw = {"special_ids": np.array([CLS, SEP, PAD, MASK]), "mask_id": MASK,
-          "replacement_ids": np.array([5, 6, 7])}
-    out = mask_tokens(np.array([CLS, SEP, SEP]), rng, **kw)
-    assert len(out.positions) == 0
-    out = mask_tokens(np.array([CLS, 9, SEP, 9, SEP]), rng, **kw)
-    assert len(out.positions) == 1  # at least one prediction
-    ids = np.array([CLS] + [9] * 300 + [SEP, 10, SEP])
-    out = mask_tokens(ids, rng, max_predictions=20, **kw)
-    assert len(out.positions) == 20 and np.all(out.labels == 9)
-
-
-# ----- the default corpus -----
-
-def test_default_corpus_subset_is_deterministic(tmp_path):
-    mods = ("heapq", "json", "textwrap")
-    a = build_default_corpus(tmp_path / "a", modules=mods, valid_every=2)
-    b = build_default_corpus(tmp_path / "b", modules=mods, valid_every=2)
-    assert a.train.read_bytes() == b.train.read_bytes()
-    assert a.valid.read_bytes() == b.valid.read_bytes()
-    assert a.documents == 4 and a.modules == mods
-    text = a.train.read_text(encoding="utf-8")
-    assert ">>>" not in text and "\n\n" in text and "``" not in text
-    docs = list(D.iter_documents([a.train, a.valid]))
-    assert len(docs) == 4 and sum(map(len, docs)) == a.lines
-    again = build_default_corpus(tmp_path / "a", modules=mods, valid_every=2)
-    assert again == a  # read back from the manifest
-
-
-def test_default_corpus_full_build_matches_a_fresh_interpreter(tmp_path):
-    corpus = build_default_corpus(tmp_path / "here")
-    assert corpus.documents > 500 and corpus.bytes > 300_000
-    assert corpus.valid.stat().st_size > 0.02 * corpus.bytes
-    code = ("import sys; from tinybert_core.data.default_corpus import build_default_corpus; "
-            "print(build_default_corpus(sys.argv[1]).train)")
-    root = Path(D.__file__).resolve().parents[1]  # the checkout holding tinybert_core
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], cwd=root,
-                         capture_output=True, text=True, check=True).stdout.strip()
-    assert Path(out).read_bytes() == corpus.train.read_bytes()
-    for _, _, lines in itertools.islice(iter_default_documents(), 50):
-        assert all(line == " ".join(line.split()) and not line.startswith(">>>")
-                   for line in lines)
-
-
-def test_default_vocab_is_trained_once_and_feeds_batches(tmp_path):
-    vocab = default_vocab_path(tmp_path, vocab_size=1000)
-    assert len(vocab.read_text(encoding="utf-8").splitlines()) == 1000
-    mtime = vocab.stat().st_mtime_ns
-    assert default_vocab_path(tmp_path, vocab_size=1000).stat().st_mtime_ns == mtime  # cached
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # no cache warnings on a clean run
-        batch = next(D.make_pretraining_batches(vocab_file=vocab, cache_dir=tmp_path,
-                                                batch_size=4, max_seq_length=64))
-    assert batch.input_ids.shape[0] == 4 and batch.input_ids.max() < 1000
-    evals = D.make_eval_batches(vocab_file=vocab, cache_dir=tmp_path, batch_size=4,
-                                max_seq_length=64, max_batches=2)
-    assert len(evals) == 2
-
-
-@pytest.mark.slow
-def test_zero_argument_pipeline_trains_the_8000_token_vocab(tmp_path):
-    """Nothing given: default corpus, default 8000-token vocabulary (trained: seconds)."""
-    batch = next(D.make_pretraining_batches(cache_dir=tmp_path, batch_size=4))
-    vocab = default_vocab_path(tmp_path)
-    assert len(vocab.read_text(encoding="utf-8").splitlines()) == 8000
-    assert batch.input_ids.max() < 8000
