@@ -1,8 +1,9 @@
 """The built-in gradient audit: every differentiable op, gradchecked in float64.
 
-`run_audit()` is what `tinybert gradcheck` runs. Each case is an op applied to small random
-inputs that exercise its awkward corners (broadcasting on both sides, reductions over several
-axes, masks, ignore_index, repeated ids); a user who adds an op adds a case here.
+`tinybert gradcheck` runs every case of `audit_cases()` through `run_case`. Each case is an op
+applied to small random inputs that exercise its awkward corners (broadcasting on both sides,
+reductions over several axes, masks, ignore_index, repeated ids); a user who adds an op adds a
+case here.
 """
 from __future__ import annotations
 
@@ -110,8 +111,3 @@ def run_case(name: str, fn: Callable, inputs: list) -> AuditResult:
         return AuditResult(name, shapes, True, time.perf_counter() - start)
     except GradcheckError as e:
         return AuditResult(name, shapes, False, time.perf_counter() - start, str(e))
-
-
-def run_audit(seed: int = 0, device: Any = None) -> list[AuditResult]:
-    """Gradcheck every op of the audit table; returns one result per case."""
-    return [run_case(*case) for case in audit_cases(seed, device)]

@@ -43,7 +43,3 @@ def tinybert(backend: str) -> None:
 
 for _module, _attr in _COMMANDS:
     tinybert.add_command(getattr(importlib.import_module(_module), _attr))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    tinybert()

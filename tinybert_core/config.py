@@ -108,10 +108,6 @@ class MobileBertConfig:
         return self.intra_bottleneck_size if self.use_bottleneck else self.hidden_size
 
     @property
-    def attention_head_size(self) -> int:
-        return self.true_hidden_size // self.num_attention_heads
-
-    @property
     def attention_input_size(self) -> int:
         """Width of the tensor that feeds the query and key projections (spec 2.4 table)."""
         if self.use_bottleneck and not (self.use_bottleneck_attention

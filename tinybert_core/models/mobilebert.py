@@ -289,6 +289,3 @@ class MobileBertModel(Backbone):
         self.embeddings = MobileBertEmbeddings(config, init)
         self.encoder = MobileBertEncoder(config, init)
         self.pooler = MobileBertPooler(config, init) if add_pooling_layer else None
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings

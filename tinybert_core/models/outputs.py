@@ -132,19 +132,13 @@ class QuestionAnsweringModelOutput(NamedTuple):
     attention_scores: tuple | None = None
 
 
-# The names distillation code may rely on, kept in one place.
-MobileBertForPreTrainingOutput = PreTrainingOutput
-BertForPreTrainingOutput = PreTrainingOutput
-
 __all__ = [
     "AttentionOutput",
     "BaseModelOutputWithPooling",
     "BottleneckOutput",
     "LayerOutput",
-    "BertForPreTrainingOutput",
     "EncoderOutput",
     "MaskedLMOutput",
-    "MobileBertForPreTrainingOutput",
     "NextSentencePredictorOutput",
     "PreTrainingHeadsOutput",
     "PreTrainingOutput",
