@@ -12,7 +12,7 @@ import click
 from autograd.serialization import CheckpointError
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
-from tinybert_core.training.loop import TrainingDiverged
+from tinybert_core.training.step import TrainingDiverged
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 _IN_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
