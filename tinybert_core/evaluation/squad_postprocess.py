@@ -155,6 +155,54 @@ def _window_candidates(feature: SquadFeature, start: np.ndarray, end: np.ndarray
     return spans
 
 
+def _group_windows(contexts: Mapping[str, str], features: Sequence[SquadFeature],
+                   width: int) -> dict[str, list[int]]:
+    """Question id -> indices of its features, checking each feature against its context."""
+    windows: dict[str, list[int]] = {qid: [] for qid in contexts}
+    for f, feature in enumerate(features):
+        qid = feature.example_id
+        if qid not in windows:
+            raise ValueError(f"feature {f} belongs to example {qid!r}, which is not among "
+                             f"the contexts")
+        if len(feature.offset_mapping) > width or feature.cls_index >= width:
+            raise ValueError(f"feature {f} ({qid!r}) has {len(feature.offset_mapping)} tokens "
+                             f"and cls_index {feature.cls_index}, but the logits have {width}")
+        reach = max((o[1] for o in feature.offset_mapping if o is not None), default=0)
+        if reach > len(contexts[qid]):
+            raise ValueError(f"feature {f} ({qid!r}): offset_mapping reaches character "
+                             f"{reach}, past the end of its context ({len(contexts[qid])} "
+                             f"characters)")
+        windows[qid].append(f)
+    for qid, indices in windows.items():
+        if not indices:
+            raise ValueError(f"example {qid!r} has no features (windows) to predict from")
+    return windows
+
+
+def _nbest(candidates: list[_Candidate], null: _Candidate | None,
+           n_best_size: int) -> list[dict[str, Any]]:
+    """The first `n_best_size` distinct texts of the sorted candidates (plus the null, if it
+    is given and missed the cut), with softmax probabilities over their scores."""
+    kept: list[_Candidate] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        if len(kept) == n_best_size:
+            break
+        text = candidate.text or ""
+        if text not in seen:
+            seen.add(text)
+            kept.append(candidate)
+    if null is not None and "" not in seen:
+        kept.append(null)
+    if not kept:
+        return []
+    scores = np.array([c.score for c in kept])
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
+    return [{"text": c.text or "", "probability": float(p), "start_logit": c.start_logit,
+             "end_logit": c.end_logit} for c, p in zip(kept, probs)]
+
+
 def postprocess_qa_predictions(
     contexts: Mapping[str, str],
     features: Sequence[SquadFeature],
@@ -174,7 +222,7 @@ def postprocess_qa_predictions(
     if n_best_size < 1 or max_answer_length < 1:
         raise ValueError(f"n_best_size ({n_best_size}) and max_answer_length "
                          f"({max_answer_length}) must be at least 1")
-    start_all = np.asarray(start_logits, dtype=np.float64)
+    start_all = np.asarray(start_logits, dtype=np.float64)  # (F, T)
     end_all = np.asarray(end_logits, dtype=np.float64)
     if start_all.ndim != 2 or start_all.shape != end_all.shape or \
             start_all.shape[0] != len(features):
@@ -183,31 +231,14 @@ def postprocess_qa_predictions(
                          f"{end_all.shape}")
     if not (np.isfinite(start_all).all() and np.isfinite(end_all).all()):
         raise ValueError("start_logits or end_logits hold NaN or infinite values")
-    windows: dict[str, list[int]] = {qid: [] for qid in contexts}
-    for f, feature in enumerate(features):
-        if feature.example_id not in windows:
-            raise ValueError(f"feature {f} belongs to example {feature.example_id!r}, "
-                             f"which is not among the contexts")
-        if len(feature.offset_mapping) > start_all.shape[1] or \
-                feature.cls_index >= start_all.shape[1]:
-            raise ValueError(f"feature {f} ({feature.example_id!r}) has "
-                             f"{len(feature.offset_mapping)} tokens and cls_index "
-                             f"{feature.cls_index}, but the logits have {start_all.shape[1]}")
-        reach = max((o[1] for o in feature.offset_mapping if o is not None), default=0)
-        if reach > len(contexts[feature.example_id]):
-            raise ValueError(f"feature {f} ({feature.example_id!r}): offset_mapping reaches "
-                             f"character {reach}, past the end of its context "
-                             f"({len(contexts[feature.example_id])} characters)")
-        windows[feature.example_id].append(f)
+    windows = _group_windows(contexts, features, start_all.shape[1])
 
     predictions: dict[str, str] = {}
     all_nbest: dict[str, list[dict[str, Any]]] = {}
     null_odds: dict[str, float] | None = {} if version_2_with_negative else None
     for qid, context in contexts.items():
-        if not windows[qid]:
-            raise ValueError(f"example {qid!r} has no features (windows) to predict from")
         candidates: list[_Candidate] = []
-        null: _Candidate | None = None
+        null: _Candidate | None = None  # the window with the lowest [CLS] score
         for f in windows[qid]:
             feature, start, end = features[f], start_all[f], end_all[f]
             candidates += _window_candidates(feature, start, end, context, n_best_size,
@@ -219,28 +250,10 @@ def postprocess_qa_predictions(
         if version_2_with_negative:
             candidates.append(null)
         candidates.sort(key=lambda c: c.score, reverse=True)  # stable: null last among equals
+        all_nbest[qid] = _nbest(candidates, null if version_2_with_negative else None,
+                                n_best_size)
 
-        nbest: list[_Candidate] = []
-        seen: set[str] = set()
-        for candidate in candidates:
-            if len(nbest) == n_best_size:
-                break
-            text = "" if candidate.text is None else candidate.text
-            if text not in seen:
-                seen.add(text)
-                nbest.append(candidate)
-        if version_2_with_negative and "" not in seen:
-            nbest.append(null)
-        probs: Sequence[float] = []
-        if nbest:
-            scores = np.array([c.score for c in nbest])
-            exp = np.exp(scores - scores.max())
-            probs = exp / exp.sum()
-        all_nbest[qid] = [{"text": c.text or "", "probability": float(p),
-                           "start_logit": c.start_logit, "end_logit": c.end_logit}
-                          for c, p in zip(nbest, probs)]
-
-        best = next((c for c in candidates if c.text is not None), None)
+        best = next((c for c in candidates if c.text is not None), None)  # best non-null
         if not version_2_with_negative:
             predictions[qid] = best.text if best is not None else ""
             continue
@@ -253,7 +266,10 @@ def postprocess_qa_predictions(
 
 def predictions_with_threshold(result: SquadPredictions, threshold: float) -> dict[str, str]:
     """Re-decide v2.0 answers for another `null_score_diff_threshold` (e.g. the best_f1_thresh
-    found on dev) from the null odds and n-best lists, without running the model again."""
+    found on dev) from the null odds and n-best lists, without running the model again.
+
+    The best span is the first non-empty n-best entry, so this needs `n_best_size` >= 2 (with
+    1, a null on top leaves no span in the list)."""
     if result.null_odds is None:
         raise ValueError("predictions_with_threshold: these are SQuAD v1.1 predictions "
                          "(no null odds)")
