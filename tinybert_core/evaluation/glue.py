@@ -3,8 +3,8 @@
 `GLUE_TASKS` is the one place a task name is defined. The data readers take the label list
 (`labels`, and `id2label` / `label2id` for the saved config, HF's field names) and the output
 mode from it; the evaluation takes the metrics. It lives in `evaluation/` because its metric
-column is evaluation code and `evaluation/` imports nothing else of tinybert, so `data/` can
-import it without a cycle.
+column is evaluation code and `evaluation/` imports nothing else of tinybert_core, so `data/`
+can import it without a cycle. (`data/` is still a module, `data.py`, on this branch.)
 
 Metrics are those of Hugging Face's `glue_compute_metrics` (transformers
 `src/transformers/data/metrics/__init__.py`), with its key names, as fractions (the GLUE
