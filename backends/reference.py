@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.int8 import check_matmul_args
 from backends.special import erf
 
 
@@ -255,6 +256,32 @@ def lamb_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
     return ratio
 
 
+# --- int8 GEMM (the exact integer semantics; the contract is in backends/int8.py) ---------------
+
+def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
+    """Exact (a - a_zero_point) @ W^T of uint8 activations (..., K) and packed int8 weights,
+    as int32 (..., N); with a_scale and w_scale, the dequantized float32
+    acc * (a_scale * w_scale) + bias. Accumulates in int64, so it is exact for every K.
+
+    Written in the kernels' offset form: a @ W^T - a_zero_point * col_sums(W).
+    """
+    xp = array_module(a)
+    args = check_matmul_args(a, w, a_zero_point, a_scale, w_scale, bias, xp)
+    n = w.out_features
+    weight = xp.asarray(w.unpack()).astype(xp.int64)                  # (N, K)
+    col_sums = xp.asarray(w.col_sums[:n]).astype(xp.int64)            # (N,)
+    acc = args.a.astype(xp.int64) @ weight.T                          # (M, N), exact
+    acc -= args.zero_point.astype(xp.int64)[:, None] * col_sums[None, :]
+    acc = acc.astype(xp.int32)
+    if args.a_scale is None:
+        return acc.reshape(args.out_shape)
+    y = acc.astype(xp.float32)
+    y *= args.a_scale[:, None] * args.w_scale[None, :]                # float32 products
+    if args.bias is not None:
+        y += args.bias
+    return y.reshape(args.out_shape)
+
+
 KERNELS = {
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
@@ -265,4 +292,5 @@ KERNELS = {
     "relu_fwd": relu_fwd, "relu_bwd": relu_bwd,
     "embedding_bwd": embedding_bwd, "dropout_mask": dropout_mask,
     "adamw_update": adamw_update, "lamb_update": lamb_update,
+    "int8_matmul": int8_matmul,
 }
