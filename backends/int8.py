@@ -15,6 +15,9 @@ is written once, here:
   offset form acc = a @ W^T - a_zero_point * col_sums, where col_sums[n] = sum_k W[n, k] (the
   column sums of B = W^T) are computed once at packing time. |acc| <= 255 * 128 * K, so K is
   limited to 2**16 for int32 to hold every result.
+- Activation codes come from `quantize_u8` (reference.py; the range arithmetic is
+  `quantize_params` below): per tensor or per row, levels 0..qmax, qmax = 127 for the 7-bit
+  activations of the AVX2 path (`numba_int8.activation_max()` says which a CPU wants).
 - Optional dequantization, fused so that the int32 product never makes a second pass through
   memory: y = float32(acc) * (a_scale * w_scale[n]) + bias[n], in float32, operation by
   operation in that order (no fused multiply-add), so every backend gives the same bits.
@@ -157,5 +160,24 @@ def check_matmul_args(a: Any, w: Any, a_zero_point: Any = 0, a_scale: Any = None
     return MatmulArgs(a2, w, zp, a_s, w_s, b, (*a.shape[:-1], n))
 
 
+def quantize_params(lo: Any, hi: Any, qmax: int, xp: Any = np) -> tuple[Any, Any]:
+    """(scale, zero_point) mapping [min(lo, 0), max(hi, 0)] onto the codes 0..qmax, as float32
+    and int32 arrays of lo's shape: the range always holds 0, so 0.0 is exactly the code
+    zero_point (zero padding and ReLU zeros stay exact), as in PyTorch's dynamic quantization.
+
+    Written once for every backend: the codes are then rint(x / scale) + zero_point, clipped to
+    [0, qmax], all in float32, which every backend computes to the same bits."""
+    if not 1 <= qmax <= 255:
+        raise ValueError(f"quantize_u8: qmax must lie in [1, 255], got {qmax}")
+    lo = xp.minimum(xp.asarray(lo, dtype=np.float64), 0.0)
+    hi = xp.maximum(xp.asarray(hi, dtype=np.float64), 0.0)
+    if not bool(xp.isfinite(lo).all() & xp.isfinite(hi).all()):
+        raise ValueError("quantize_u8: x holds inf or nan; no finite range to quantize")
+    scale = ((hi - lo) / qmax).astype(np.float32)
+    scale = xp.where(scale > 0, scale, np.float32(1.0))        # an all-zero x: any scale works
+    zero_point = xp.clip(xp.rint((-lo).astype(np.float32) / scale), 0, qmax).astype(np.int32)
+    return scale, zero_point
+
+
 __all__ = ["PANEL", "KGROUP", "MAX_K", "PackedInt8Weights", "pack_int8_weights", "MatmulArgs",
-           "check_matmul_args"]
+           "check_matmul_args", "quantize_params"]

@@ -874,11 +874,12 @@ def lamb_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
     return ratio
 
 
-# --- int8 GEMM: its own file (LLVM IR micro-kernels per instruction set), registered here --------
+# --- int8: the GEMM (LLVM IR micro-kernels per instruction set) and the activation quantizer ---
 
 from backends import numba_int8  # noqa: E402
 
 numba_backend.register("int8_matmul")(numba_int8.int8_matmul)
+numba_backend.register("quantize_u8")(numba_int8.quantize_u8)
 
 
 __all__ = ["numba_backend"]

@@ -52,7 +52,9 @@ from numba import njit, prange, types  # noqa: E402
 from numba.core import cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-from backends.int8 import KGROUP, PANEL, PackedInt8Weights, check_matmul_args  # noqa: E402
+from backends import reference  # noqa: E402
+from backends.int8 import (KGROUP, PANEL, PackedInt8Weights, check_matmul_args,  # noqa: E402
+                          quantize_params)
 
 PATHS = ("avx512_vnni", "avx_vnni", "avx2", "portable")   # in order of preference
 _PARALLEL_MIN = 1 << 24        # multiply-adds below which one thread is faster
@@ -460,8 +462,75 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None, *,
     return out.reshape(args.out_shape)
 
 
+# --- dynamic activation quantization --------------------------------------------------------------
+
+_EXPONENT = np.int32(0x7F800000)     # float32 exponent bits: all set for inf and nan
+_MAGNITUDE = np.int32(0x7FFFFFFF)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _row_ranges(bits, lo, hi, bad):
+    """Per-row min and max of float32 x given as its int32 bits, and per-row counts of inf/nan.
+
+    Integer arithmetic because LLVM vectorises no float min/max reduction that Numba writes,
+    not even with fast-math (measured: 3x slower). key = b ^ ((b >> 31) & 0x7FFFFFFF) orders
+    the int32 keys as the floats are ordered (negative floats' magnitude bits flipped), and is
+    its own inverse, which the wrapper applies to get the floats back."""
+    for i in prange(bits.shape[0]):
+        low, high, n_bad = np.int32(2147483647), np.int32(-2147483648), 0
+        for k in range(bits.shape[1]):
+            b = bits[i, k]
+            key = b ^ ((b >> 31) & _MAGNITUDE)
+            low = min(low, key)
+            high = max(high, key)
+            n_bad += (b & _EXPONENT) == _EXPONENT
+        lo[i], hi[i], bad[i] = low, high, n_bad
+
+
+def _float_of_key(key: np.ndarray) -> np.ndarray:
+    return (key ^ ((key >> 31) & _MAGNITUDE)).view(np.float32)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _quantize_rows(x, scale, zero_point, qmax, codes):
+    """codes = clip(rint(x / scale) + zero_point, 0, qmax), row by row, in float32."""
+    top = np.float32(qmax)
+    for i in prange(x.shape[0]):
+        s, z = scale[i], np.float32(zero_point[i])
+        for k in range(x.shape[1]):
+            c = np.rint(x[i, k] / s) + z
+            c = c if c > 0 else np.float32(0)
+            codes[i, k] = np.uint8(c if c < top else top)
+
+
+def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+    """Numba override of `quantize_u8`: one pass for the row ranges, `quantize_params` for
+    scale and zero point (the reference's own code), one fused pass for the codes."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim and x.size):
+        return reference.quantize_u8(x, qmax, per_row)
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    m = rows.shape[0]
+    lo_key, hi_key, bad = np.empty(m, np.int32), np.empty(m, np.int32), np.empty(m, np.int64)
+    _run(_row_ranges, rows.size * 16, rows.view(np.int32), lo_key, hi_key, bad)
+    lo, hi = _float_of_key(lo_key), _float_of_key(hi_key)
+    if bad.any():
+        lo = np.full(m, np.nan, np.float32)     # quantize_params reports it
+    if per_row:
+        scale, zero_point = quantize_params(lo, hi, qmax)
+        codes_scale, codes_zp = scale, zero_point
+    else:
+        scale, zero_point = quantize_params(lo.min(), hi.max(), qmax)
+        codes_scale, codes_zp = np.full(m, scale), np.full(m, zero_point)
+    codes = np.empty(rows.shape, np.uint8)
+    _run(_quantize_rows, rows.size * 16, rows, codes_scale, codes_zp, qmax, codes)
+    lead = x.shape[:-1]
+    return (codes.reshape(x.shape), scale.reshape(lead) if per_row else scale,
+            zero_point.reshape(lead) if per_row else zero_point)
+
+
 def _run(driver: Any, work: int, *args: Any) -> None:
-    """driver(*args), on one thread for fewer than _PARALLEL_MIN multiply-adds."""
+    """driver(*args), on one thread for less than _PARALLEL_MIN of work (multiply-adds, or
+    elements x 16 for the elementwise quantization passes)."""
     if work >= _PARALLEL_MIN:
         driver(*args)
         return
@@ -474,4 +543,4 @@ def _run(driver: Any, work: int, *args: Any) -> None:
 
 
 __all__ = ["PATHS", "available_paths", "activation_max", "target_features", "choose_path",
-           "int8_matmul", "PackedInt8Weights"]
+           "int8_matmul", "quantize_u8", "PackedInt8Weights"]

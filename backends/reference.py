@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.int8 import check_matmul_args
+from backends.int8 import check_matmul_args, quantize_params
 from backends.special import erf
 
 
@@ -282,6 +282,25 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
     return y.reshape(args.out_shape)
 
 
+def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+    """Dynamic asymmetric quantization of float activations (..., K) to uint8 codes 0..qmax:
+    returns (codes, scale, zero_point) with x ~ (codes - zero_point) * scale, the range taken
+    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0])."""
+    xp = array_module(x)
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    if per_row:
+        scale, zero_point = quantize_params(rows.min(axis=1), rows.max(axis=1), qmax, xp)
+    else:
+        scale, zero_point = quantize_params(rows.min(), rows.max(), qmax, xp)
+    s, z = (scale[:, None], zero_point[:, None]) if per_row else (scale, zero_point)
+    codes = xp.rint(rows.astype(xp.float32, copy=False) / s)           # float32 throughout
+    codes += z.astype(xp.float32)
+    xp.clip(codes, 0, qmax, out=codes)
+    lead = x.shape[:-1] if x.ndim else ()
+    return (codes.astype(xp.uint8).reshape(x.shape), scale.reshape(lead) if per_row else scale,
+            zero_point.reshape(lead) if per_row else zero_point)
+
+
 KERNELS = {
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
@@ -292,5 +311,5 @@ KERNELS = {
     "relu_fwd": relu_fwd, "relu_bwd": relu_bwd,
     "embedding_bwd": embedding_bwd, "dropout_mask": dropout_mask,
     "adamw_update": adamw_update, "lamb_update": lamb_update,
-    "int8_matmul": int8_matmul,
+    "int8_matmul": int8_matmul, "quantize_u8": quantize_u8,
 }

@@ -245,6 +245,38 @@ def test_dequantized_result(path: str, case, per_row_scale: bool, with_bias: boo
     assert np.all(np.abs(got - want) <= tol), f"{path}: max error {np.abs(got - want).max()}"
 
 
+# --- dynamic activation quantization ------------------------------------------------------------
+
+@given(st.integers(1, 9), st.integers(1, 700), st.sampled_from([255, 127]), st.booleans(),
+       st.floats(1e-3, 1e4), st.integers(0, 2**32 - 1))
+@settings(max_examples=30)
+def test_quantize_u8_round_trips_within_half_a_step(m, k, qmax, per_row, spread, seed) -> None:
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((m, k)) * spread + rng.normal() * spread).astype(np.float32)
+    x[0, 0] = 0.0
+    codes, scale, zp = reference.quantize_u8(x, qmax, per_row)
+    got = numba_int8.quantize_u8(x, qmax, per_row)
+    for mine, theirs in zip(got, (codes, scale, zp)):
+        np.testing.assert_array_equal(mine, theirs)
+        assert np.asarray(mine).dtype == np.asarray(theirs).dtype
+    assert codes.dtype == np.uint8 and codes.max() <= qmax
+    s = scale[:, None] if per_row else scale
+    z = zp[:, None] if per_row else zp
+    assert codes[0, 0] == (zp[0] if per_row else zp)            # 0.0 is exactly a code
+    back = (codes.astype(np.float64) - z) * s
+    assert np.all(np.abs(back - x) <= 0.5 * s * (1 + 1e-5) + 1e-30)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kernel", [reference.quantize_u8, numba_int8.quantize_u8],
+                         ids=["reference", "numba"])
+def test_quantize_u8_rejects_non_finite_input(kernel, bad) -> None:
+    x = np.ones((3, 40), np.float32)
+    x[2, 17] = bad
+    with pytest.raises(ValueError, match="inf or nan"):
+        kernel(x)
+
+
 # --- an AVX2-only target, and the instructions each path compiles to (slow: fresh compiles) ------
 
 _PROBE = textwrap.dedent("""

@@ -310,6 +310,21 @@ def int8_matmul_cases(rng, dt) -> list[Case]:
                  (a, w, 3, rng.random(14).astype(np.float32), w_scale, None))]
 
 
+def quantize_u8_cases(rng, dt) -> list[Case]:
+    x = _normal(rng, dt, 2, 7, 33, scale=3.0)
+    relu = np.maximum(x, 0)
+    return [Case("(2,7,33) per tensor", (x, 255, False)),
+            Case("(2,7,33) per row, 7-bit", (x, 127, True)),
+            Case("ReLU output (all >= 0)", (relu, 255, False)),
+            Case("a row of zeros, per row", (np.concatenate([x[0], np.zeros((1, 33), dt)]), 255,
+                                             True)),
+            Case("transposed view", (_transposed(x), 255, True)),
+            Case("1 element", (np.array([-2.5], dt), 255, False)),
+            Case("values of 1e4, per row", (x * dt(1e4), 255, True)),
+            Case("MobileBERT (2,128,512)", (_normal(rng, dt, 2, 128, 512, scale=10.0), 255,
+                                            False))]
+
+
 BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "softmax_fwd": softmax_cases, "softmax_bwd": softmax_bwd_cases,
     "log_softmax_fwd": log_softmax_cases, "log_softmax_bwd": log_softmax_bwd_cases,
@@ -321,7 +336,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "embedding_bwd": embedding_bwd_cases, "dropout_mask": dropout_cases,
     "adamw_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=False),
     "lamb_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=True),
-    "int8_matmul": int8_matmul_cases,
+    "int8_matmul": int8_matmul_cases, "quantize_u8": quantize_u8_cases,
 }
 
 
