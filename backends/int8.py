@@ -169,9 +169,18 @@ def quantize_params(lo: Any, hi: Any, qmax: int, xp: Any = np) -> tuple[Any, Any
     [0, qmax], all in float32, which every backend computes to the same bits."""
     if not 1 <= qmax <= 255:
         raise ValueError(f"quantize_u8: qmax must lie in [1, 255], got {qmax}")
+    if np.ndim(lo) == 0 and xp is np:
+        # One range (per tensor): the same operations on NumPy scalars, ~15x cheaper than on
+        # 0-d arrays, which matters at MobileBERT's batch-1 sizes (tested equal to the rows').
+        lo64, hi64 = min(float(lo), 0.0), max(float(hi), 0.0)
+        if not math.isfinite(hi64 - lo64):
+            raise ValueError("quantize_u8: x holds inf or nan; no finite range to quantize")
+        scale = np.float32((hi64 - lo64) / qmax)
+        scale = scale if scale > 0 else np.float32(1.0)
+        return scale, np.int32(min(max(np.rint(np.float32(-lo64) / scale), 0), qmax))
     lo = xp.minimum(xp.asarray(lo, dtype=np.float64), 0.0)
     hi = xp.maximum(xp.asarray(hi, dtype=np.float64), 0.0)
-    if not bool(xp.isfinite(lo).all() & xp.isfinite(hi).all()):
+    if not bool(xp.isfinite(hi - lo).all()):
         raise ValueError("quantize_u8: x holds inf or nan; no finite range to quantize")
     scale = ((hi - lo) / qmax).astype(np.float32)
     scale = xp.where(scale > 0, scale, np.float32(1.0))        # an all-zero x: any scale works

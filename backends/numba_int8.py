@@ -38,9 +38,10 @@ on the calling thread (as in numba_backend's `_run`): waking the other thread co
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from typing import Any
+from collections.abc import Iterator
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as numba_backend: before OpenMP loads
 
@@ -456,9 +457,10 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None, *,
     dequant = args.a_scale is not None
     out = np.empty((m, n), np.float32 if dequant else np.int32)
     if m and n:
-        _run(_DRIVERS[chosen], m * n * k, a2, data, args.zero_point, packed.col_sums,
-             args.a_scale if dequant else _NONE, _padded(args.w_scale, nb * PANEL),
-             _padded(args.bias, nb * PANEL), args.bias is not None, out)
+        with _threads_for(m * n * k):
+            _DRIVERS[chosen](a2, data, args.zero_point, packed.col_sums,
+                             args.a_scale if dequant else _NONE, _padded(args.w_scale, nb * PANEL),
+                             _padded(args.bias, nb * PANEL), args.bias is not None, out)
     return out.reshape(args.out_shape)
 
 
@@ -470,12 +472,13 @@ _MAGNITUDE = np.int32(0x7FFFFFFF)
 
 @njit(parallel=True, cache=True, error_model="numpy")
 def _row_ranges(bits, lo, hi, bad):
-    """Per-row min and max of float32 x given as its int32 bits, and per-row counts of inf/nan.
+    """Per-row min and max of float32 x given as its int32 bits (written as float32 bits into
+    the int32 lo and hi), and per-row counts of inf/nan.
 
     Integer arithmetic because LLVM vectorises no float min/max reduction that Numba writes,
     not even with fast-math (measured: 3x slower). key = b ^ ((b >> 31) & 0x7FFFFFFF) orders
     the int32 keys as the floats are ordered (negative floats' magnitude bits flipped), and is
-    its own inverse, which the wrapper applies to get the floats back."""
+    its own inverse, which gives the floats' bits back."""
     for i in prange(bits.shape[0]):
         low, high, n_bad = np.int32(2147483647), np.int32(-2147483648), 0
         for k in range(bits.shape[1]):
@@ -484,11 +487,9 @@ def _row_ranges(bits, lo, hi, bad):
             low = min(low, key)
             high = max(high, key)
             n_bad += (b & _EXPONENT) == _EXPONENT
-        lo[i], hi[i], bad[i] = low, high, n_bad
-
-
-def _float_of_key(key: np.ndarray) -> np.ndarray:
-    return (key ^ ((key >> 31) & _MAGNITUDE)).view(np.float32)
+        lo[i] = low ^ ((low >> 31) & _MAGNITUDE)
+        hi[i] = high ^ ((high >> 31) & _MAGNITUDE)
+        bad[i] = n_bad
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
@@ -510,34 +511,36 @@ def quantize_u8(x, qmax: int = 255, per_row: bool = False):
         return reference.quantize_u8(x, qmax, per_row)
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
     m = rows.shape[0]
-    lo_key, hi_key, bad = np.empty(m, np.int32), np.empty(m, np.int32), np.empty(m, np.int64)
-    _run(_row_ranges, rows.size * 16, rows.view(np.int32), lo_key, hi_key, bad)
-    lo, hi = _float_of_key(lo_key), _float_of_key(hi_key)
-    if bad.any():
-        lo = np.full(m, np.nan, np.float32)     # quantize_params reports it
-    if per_row:
-        scale, zero_point = quantize_params(lo, hi, qmax)
-        codes_scale, codes_zp = scale, zero_point
-    else:
-        scale, zero_point = quantize_params(lo.min(), hi.max(), qmax)
-        codes_scale, codes_zp = np.full(m, scale), np.full(m, zero_point)
+    lo, hi, bad = np.empty(m, np.int32), np.empty(m, np.int32), np.empty(m, np.int64)
     codes = np.empty(rows.shape, np.uint8)
-    _run(_quantize_rows, rows.size * 16, rows, codes_scale, codes_zp, qmax, codes)
+    with _threads_for(rows.size * 16):
+        _row_ranges(rows.view(np.int32), lo, hi, bad)
+        lo, hi = lo.view(np.float32), hi.view(np.float32)
+        if bad.any():
+            lo = np.full(m, np.nan, np.float32)     # quantize_params reports it
+        if per_row:
+            scale, zero_point = quantize_params(lo, hi, qmax)
+            codes_scale, codes_zp = scale, zero_point
+        else:
+            scale, zero_point = quantize_params(lo.min(), hi.max(), qmax)
+            codes_scale, codes_zp = np.full(m, scale), np.full(m, zero_point)
+        _quantize_rows(rows, codes_scale, codes_zp, qmax, codes)
     lead = x.shape[:-1]
     return (codes.reshape(x.shape), scale.reshape(lead) if per_row else scale,
             zero_point.reshape(lead) if per_row else zero_point)
 
 
-def _run(driver: Any, work: int, *args: Any) -> None:
-    """driver(*args), on one thread for less than _PARALLEL_MIN of work (multiply-adds, or
-    elements x 16 for the elementwise quantization passes)."""
+@contextlib.contextmanager
+def _threads_for(work: int) -> Iterator[None]:
+    """Numba's threads for the calls inside, or only the calling thread for less than
+    _PARALLEL_MIN of work (multiply-adds, or elements x 16 for the quantization passes)."""
     if work >= _PARALLEL_MIN:
-        driver(*args)
+        yield
         return
     threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    numba.set_num_threads(1)              # thread-local, and restored below
     try:
-        driver(*args)
+        yield
     finally:
         numba.set_num_threads(threads)
 

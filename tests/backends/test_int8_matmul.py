@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import backends
 from backends import numba_int8, reference
-from backends.int8 import MAX_K, PackedInt8Weights, pack_int8_weights
+from backends.int8 import MAX_K, PackedInt8Weights, pack_int8_weights, quantize_params
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHS = numba_int8.available_paths()          # what this CPU runs, "portable" always included
@@ -265,6 +265,19 @@ def test_quantize_u8_round_trips_within_half_a_step(m, k, qmax, per_row, spread,
     assert codes[0, 0] == (zp[0] if per_row else zp)            # 0.0 is exactly a code
     back = (codes.astype(np.float64) - z) * s
     assert np.all(np.abs(back - x) <= 0.5 * s * (1 + 1e-5) + 1e-30)
+
+
+def test_quantize_params_per_tensor_equals_per_row() -> None:
+    """The per-tensor shortcut on scalars gives the bits of the per-row array code."""
+    rng = np.random.default_rng(5)
+    lo = np.concatenate([-np.exp(rng.normal(0, 4, 300)), [0.0, 0.0, 3.0]]).astype(np.float32)
+    hi = np.concatenate([np.exp(rng.normal(0, 4, 300)), [0.0, 2.5, 7.0]]).astype(np.float32)
+    for qmax in (255, 127, 1):
+        scales, zps = quantize_params(lo, hi, qmax)
+        for i in range(lo.shape[0]):
+            scale, zp = quantize_params(lo[i], hi[i], qmax)
+            assert scale.dtype == np.float32 and zp.dtype == np.int32
+            assert (scale, zp) == (scales[i], zps[i]), (qmax, lo[i], hi[i])
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
