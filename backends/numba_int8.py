@@ -87,7 +87,10 @@ def _path_runs(path: str, features: frozenset[str]) -> bool:
 
 @functools.cache
 def available_paths() -> tuple[str, ...]:
-    """The paths this CPU can run, fastest first; "portable" is always last."""
+    """The paths this CPU can run, fastest first; "portable" is always last (and alone under
+    NUMBA_DISABLE_JIT=1, because the intrinsics exist only in compiled code)."""
+    if numba.config.DISABLE_JIT:
+        return ("portable",)
     features = target_features()
     return tuple(p for p in PATHS if _path_runs(p, features))
 

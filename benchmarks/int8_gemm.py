@@ -15,9 +15,18 @@ For each Linear shape of MobileBERT (and BERT-base's FFN) at M = 128 and 1,024 r
   `torch.ops.quantized.linear_dynamic` op, with the ratios of ours to them.
 
 Every candidate of a shape is timed interleaved with the others, median of --repeats rounds, a
-round being as many calls as fill ~20 ms. The machine block names the CPU, its int8-relevant
-instruction set extensions, Numba's target and the paths available, and the load average
-before and after (other processes' load skews the 2-thread figures most).
+round being as many calls as fill ~20 ms, each block after --gap seconds of idleness.
+
+OPENBLAS_SPIN: after a call, OpenBLAS's worker threads keep spinning for about 0.1 s. A Numba
+kernel started in that window shares a core with a spinning thread, and on two cores its second
+thread gains nothing: measured, the VNNI GEMM at 1024x768x3072 ran at 390-420 GOP/s right after
+float32 matmuls and 816-821 GOP/s after 0.2 s of quiet. The gap keeps the candidates from
+taxing each other; `int8_gemm_auto_right_after_openblas` times the other case (3 float32
+matmuls, then one int8 GEMM), which is what a model mixing both would see.
+
+The machine block names the CPU, its int8-relevant instruction set extensions, Numba's target
+and the paths available, and the load average before and after (other processes' load skews
+the 2-thread figures most).
 
     flock /tmp/tinybert-cpu.lock python benchmarks/int8_gemm.py [--repeats 7] [--threads N]
     PYTHONPATH=. /work/refvenv/bin/python benchmarks/int8_gemm.py     # with torch alongside
@@ -59,8 +68,10 @@ SHAPES = [
 ROWS = (128, 1024)
 
 
-def interleaved(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each candidate, timed round-robin."""
+def interleaved(candidates: dict[str, Callable[[], object]], repeats: int,
+                gap: float) -> dict[str, float]:
+    """Median seconds per call of each candidate, timed round-robin, each block of calls after
+    `gap` seconds of idleness (see OPENBLAS_SPIN in the module docstring)."""
     number = {}
     for name, fn in candidates.items():
         fn()
@@ -70,6 +81,7 @@ def interleaved(candidates: dict[str, Callable[[], object]], repeats: int) -> di
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
+            time.sleep(gap)
             start = time.perf_counter()
             for _ in range(number[name]):
                 fn()
@@ -139,7 +151,7 @@ def torch_candidates(x: np.ndarray, w: np.ndarray, bias: np.ndarray, threads: in
 
 
 def bench_shape(rng, label: str, m: int, k: int, n: int, paths, repeats: int,
-                threads: int) -> dict:
+                threads: int, gap: float) -> dict:
     from backends import numba_int8, reference
     from backends.int8 import pack_int8_weights
     numba_backend = backends.get_backend("numba")
@@ -169,7 +181,15 @@ def bench_shape(rng, label: str, m: int, k: int, n: int, paths, repeats: int,
     cands["dynamic_linear_total"] = dynamic_linear
     cands["float32_linear"] = lambda: x @ wt + bias
     cands.update(torch_candidates(x, w, bias, threads))
-    t = interleaved(cands, repeats)
+    t = interleaved(cands, repeats, gap)
+    after_blas = []
+    for _ in range(repeats):                  # the auto path right after OpenBLAS calls
+        time.sleep(gap)
+        for _ in range(3):
+            x @ wt
+        start = time.perf_counter()
+        kernel(q, packed, zp)
+        after_blas.append(time.perf_counter() - start)
     ops = 2.0 * m * n * k
     row: dict = {"shape": label, "M": m, "K": k, "N": n,
                  "float32_ms": round(t["float32"] * 1e3, 4),
@@ -178,6 +198,9 @@ def bench_shape(rng, label: str, m: int, k: int, n: int, paths, repeats: int,
         s = t[f"int8_{p}"]
         row["int8_gemm"][p] = {"ms": round(s * 1e3, 4), "gops": round(ops / s / 1e9, 1),
                                "vs_float32": round(t["float32"] / s, 2)}
+    row["int8_gemm_auto_right_after_openblas"] = {
+        "ms": round(float(np.median(after_blas)) * 1e3, 4),
+        "gops": round(ops / float(np.median(after_blas)) / 1e9, 1)}
     total = t["dynamic_linear_total"]
     row["dynamic_int8_linear"] = {
         "quantize_activations_ms": round(t["quantize_activations"] * 1e3, 4),
@@ -206,6 +229,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for OpenBLAS, Numba and torch (default: all cores)")
     parser.add_argument("--rows", type=int, nargs="+", default=list(ROWS))
+    parser.add_argument("--gap", type=float, default=0.15,
+                        help="idle seconds before each timed block (OpenBLAS's spin-down)")
     args = parser.parse_args()
     backends.get_backend("numba")                   # sets OMP_WAIT_POLICY before OpenMP loads
     from backends import numba_int8
@@ -219,7 +244,7 @@ def main() -> None:
     report = {"machine": machine(paths, torch_version)}
     report["machine"]["load_average_before"] = round(os.getloadavg()[0], 2)
     rng = np.random.default_rng(0)
-    rows = [bench_shape(rng, label, m, k, n, paths, args.repeats, threads)
+    rows = [bench_shape(rng, label, m, k, n, paths, args.repeats, threads, args.gap)
             for m in args.rows for label, k, n in SHAPES]
     report["machine"]["load_average_after"] = round(os.getloadavg()[0], 2)
     report["shapes"] = rows
