@@ -197,7 +197,7 @@ def bench_shape(rng, label: str, m: int, k: int, n: int, paths, repeats: int,
     for p in paths:
         s = t[f"int8_{p}"]
         row["int8_gemm"][p] = {"ms": round(s * 1e3, 4), "gops": round(ops / s / 1e9, 1),
-                               "vs_float32": round(t["float32"] / s, 2)}
+                               "speedup_vs_float32": round(t["float32"] / s, 2)}
     row["int8_gemm_auto_right_after_openblas"] = {
         "ms": round(float(np.median(after_blas)) * 1e3, 4),
         "gops": round(ops / float(np.median(after_blas)) / 1e9, 1)}
@@ -210,15 +210,16 @@ def bench_shape(rng, label: str, m: int, k: int, n: int, paths, repeats: int,
         "dequant_epilogue_ms": round((t["gemm_dequant_bias"] - t["gemm_int32_auto"]) * 1e3, 4),
         "total_ms": round(total * 1e3, 4),
         "float32_linear_ms": round(t["float32_linear"] * 1e3, 4),
-        "vs_float32_linear": round(t["float32_linear"] / total, 2)}
+        "speedup_vs_float32_linear": round(t["float32_linear"] / total, 2)}
     if "torch_float32" in t:
         row["torch"] = {
             "float32_ms": round(t["torch_float32"] * 1e3, 4),
             "dynamic_int8_ms": round(t["torch_dynamic_int8"] * 1e3, 4),
             "linear_dynamic_op_ms": round(t["torch_linear_dynamic_op"] * 1e3, 4),
-            "torch_int8_vs_torch_float32": round(t["torch_float32"] / t["torch_dynamic_int8"], 2),
-            "ours_int8_total_vs_torch_dynamic_int8": round(t["torch_dynamic_int8"] / total, 2),
-            "ours_best_gemm_vs_torch_linear_dynamic_op": round(
+            "torch_int8_speedup_vs_torch_float32": round(
+                t["torch_float32"] / t["torch_dynamic_int8"], 2),
+            "ours_total_speedup_vs_torch_dynamic_int8": round(t["torch_dynamic_int8"] / total, 2),
+            "ours_best_gemm_speedup_vs_torch_linear_dynamic_op": round(
                 t["torch_linear_dynamic_op"] / min(t[f"int8_{p}"] for p in paths), 2)}
     return row
 
