@@ -400,4 +400,19 @@ numba_backend = Backend("numba", np, kernels={
     "adamw_update": elementwise.adamw_update, "lamb_update": elementwise.lamb_update,
 })
 
+# --- int8: the GEMM (LLVM IR micro-kernels per instruction set) and the activation quantizer ---
+
+from backends import numba_int8, numba_quantize  # noqa: E402
+
+
+def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
+    """The kernel-table entry: the fastest path this CPU runs (`numba_int8.int8_matmul` takes
+    `path=` to force one, for tests and benchmarks)."""
+    return numba_int8.int8_matmul(a, w, a_zero_point, a_scale, w_scale, bias)
+
+
+numba_backend.register("int8_matmul")(int8_matmul)
+numba_backend.register("quantize_u8")(numba_quantize.quantize_u8)
+
+
 __all__ = ["numba_backend"]

@@ -26,6 +26,8 @@ results such as `y` or the `(mean, rstd)` cache), then the options, and the upst
     adamw_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2) -> None
     lamb_update(w, g, m, v, lr, beta1, beta2, eps, weight_decay, bias_c1, bias_c2, adapt)
         -> trust ratio
+    int8_matmul(a, w, a_zero_point, a_scale, w_scale, bias) -> int32 acc, or float32 when scaled
+    quantize_u8(x, qmax, per_row) -> (codes, scale, zero_point)
 
 A kernel added to `KERNELS` follows the same order; its parity test and this signature check
 come with it.
@@ -48,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.int8 import check_matmul_args, quantize_params
 from backends.special import erf
 
 
@@ -283,6 +286,51 @@ def lamb_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
     return ratio
 
 
+# --- int8 GEMM (the exact integer semantics; the contract is in backends/int8.py) ---------------
+
+def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
+    """Exact (a - a_zero_point) @ W^T of uint8 activations (..., K) and packed int8 weights,
+    as int32 (..., N); with a_scale and w_scale, the dequantized float32
+    acc * (a_scale * w_scale) + bias. Accumulates in int64, so it is exact for every K.
+
+    Written in the kernels' offset form: a @ W^T - a_zero_point * col_sums(W).
+    """
+    xp = array_module(a)
+    args = check_matmul_args(a, w, a_zero_point, a_scale, w_scale, bias, xp)
+    n = w.out_features
+    weight = xp.asarray(w.unpack()).astype(xp.int64)                  # (N, K)
+    col_sums = xp.asarray(w.col_sums[:n]).astype(xp.int64)            # (N,)
+    acc = args.a.astype(xp.int64) @ weight.T                          # (M, N), exact
+    acc -= args.zero_point.astype(xp.int64)[:, None] * col_sums[None, :]
+    acc = acc.astype(xp.int32)
+    if args.a_scale is None:
+        return acc.reshape(args.out_shape)
+    y = acc.astype(xp.float32)
+    y *= args.a_scale[:, None] * args.w_scale[None, :]                # float32 products
+    if args.bias is not None:
+        y += args.bias
+    return y.reshape(args.out_shape)
+
+
+def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+    """Dynamic asymmetric quantization of float activations (..., K) to uint8 codes 0..qmax:
+    returns (codes, scale, zero_point) with x ~ (codes - zero_point) * scale, the range taken
+    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0])."""
+    xp = array_module(x)
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    if per_row:
+        scale, zero_point = quantize_params(rows.min(axis=1), rows.max(axis=1), qmax, xp)
+    else:
+        scale, zero_point = quantize_params(rows.min(), rows.max(), qmax, xp)
+    s, z = (scale[:, None], zero_point[:, None]) if per_row else (scale, zero_point)
+    codes = xp.rint(rows.astype(xp.float32, copy=False) / s)           # float32 throughout
+    codes += z.astype(xp.float32)
+    xp.clip(codes, 0, qmax, out=codes)
+    lead = x.shape[:-1] if x.ndim else ()
+    return (codes.astype(xp.uint8).reshape(x.shape), scale.reshape(lead) if per_row else scale,
+            zero_point.reshape(lead) if per_row else zero_point)
+
+
 KERNELS = {
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
@@ -293,4 +341,5 @@ KERNELS = {
     "relu_fwd": relu_fwd, "relu_bwd": relu_bwd,
     "embedding_bwd": embedding_bwd, "dropout_mask": dropout_mask,
     "adamw_update": adamw_update, "lamb_update": lamb_update,
+    "int8_matmul": int8_matmul, "quantize_u8": quantize_u8,
 }

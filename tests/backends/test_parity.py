@@ -260,6 +260,46 @@ def _optimizer_cases(rng, dt, lamb: bool) -> list[Case]:
     return [Case(c.label, c.args, in_place=(0, 2, 3)) for c in cases]
 
 
+def int8_matmul_cases(rng, dt) -> list[Case]:
+    """uint8 activations x packed int8 weights (the float dtype only picks the output: int32
+    for float64's run, the dequantized float32 for float32's). The full matrix of paths,
+    shapes and extreme values is in tests/backends/test_int8_matmul.py."""
+    from backends.int8 import pack_int8_weights
+
+    def weights(n, k):
+        return pack_int8_weights(rng.integers(-128, 128, (n, k)).astype(np.int8))
+
+    a = rng.integers(0, 256, (2, 7, 33), dtype=np.uint8)
+    w, w_odd = weights(70, 33), weights(5, 3)
+    a_odd = rng.integers(0, 256, (1, 3), dtype=np.uint8)
+    if dt == np.float64:
+        return [Case("(2,7,33) x (70,33), zero point 7", (a, w, 7)),
+                Case("1 row, K=3, N=5, per-row zero point", (a_odd, w_odd, np.array([255]))),
+                Case("all 255 x all -128", (np.full((3, 33), 255, np.uint8),
+                                             pack_int8_weights(np.full((17, 33), -128, np.int8)),
+                                             0))]
+    w_scale = rng.random(70).astype(np.float32) / 100
+    bias = rng.standard_normal(70).astype(np.float32)
+    return [Case("(2,7,33) x (70,33) dequantized with bias", (a, w, 128, 0.02, w_scale, bias)),
+            Case("per-row activation scales, no bias",
+                 (a, w, 3, rng.random(14).astype(np.float32), w_scale, None))]
+
+
+def quantize_u8_cases(rng, dt) -> list[Case]:
+    x = normal(rng, dt, 2, 7, 33, scale=3.0)
+    relu = np.maximum(x, 0)
+    return [Case("(2,7,33) per tensor", (x, 255, False)),
+            Case("(2,7,33) per row, 7-bit", (x, 127, True)),
+            Case("ReLU output (all >= 0)", (relu, 255, False)),
+            Case("a row of zeros, per row", (np.concatenate([x[0], np.zeros((1, 33), dt)]), 255,
+                                             True)),
+            Case("transposed view", (transposed(x), 255, True)),
+            Case("1 element", (np.array([-2.5], dt), 255, False)),
+            Case("values of 1e4, per row", (x * dt(1e4), 255, True)),
+            Case("MobileBERT (2,128,512)", (normal(rng, dt, 2, 128, 512, scale=10.0), 255,
+                                            False))]
+
+
 BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "softmax_fwd": softmax_cases, "softmax_bwd": softmax_bwd_cases,
     "log_softmax_fwd": log_softmax_cases, "log_softmax_bwd": log_softmax_bwd_cases,
@@ -271,6 +311,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "embedding_bwd": embedding_bwd_cases, "dropout_mask": dropout_cases,
     "adamw_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=False),
     "lamb_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=True),
+    "int8_matmul": int8_matmul_cases, "quantize_u8": quantize_u8_cases,
 }
 
 
