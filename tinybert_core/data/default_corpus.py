@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from autograd.serialization import atomic_write_text
 from tinybert_core.data.corpus import PathLike, default_cache_dir
-from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+from tinybert_core.text.wordpiece_trainer import TRAINER_VERSION, save_vocab, train_wordpiece_vocab
 
 BUILDER_VERSION = 1
 DEFAULT_VOCAB_SIZE = 8000
@@ -207,9 +207,9 @@ def build_default_corpus(cache_dir: PathLike | None = None,
 def default_vocab_path(cache_dir: PathLike | None = None,
                        vocab_size: int = DEFAULT_VOCAB_SIZE) -> Path:
     """A WordPiece vocabulary trained on the default corpus's training split, trained on first
-    use and cached (``vocab-<size>.txt`` beside the corpus)."""
+    use and cached (``vocab-<size>-v<trainer version>.txt`` beside the corpus)."""
     corpus = build_default_corpus(cache_dir)
-    path = corpus.train.parent / f"vocab-{vocab_size}.txt"
+    path = corpus.train.parent / f"vocab-{vocab_size}-v{TRAINER_VERSION}.txt"
     if not path.is_file():
         tokens = train_wordpiece_vocab(corpus.train, vocab_size=vocab_size)
         save_vocab(tokens, path)
