@@ -55,11 +55,21 @@ def train_options(fn: Callable) -> Callable:
                      help="Micro-batches per optimizer step."),
         click.option("--eval-every", default=100, show_default=True),
         click.option("--save-every", default=100, show_default=True),
-        click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in --output-dir from its checkpoint.npz."),
+        click.option("--overwrite-output-dir", "overwrite", is_flag=True,
+                     help="Delete the previous run's files in --output-dir and start afresh "
+                          "(without it, a fresh run needs an empty or new directory)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _check_run_flags(kw: dict[str, Any]) -> None:
+    if kw["resume"] and kw["overwrite"]:
+        raise click.UsageError("--resume and --overwrite-output-dir exclude each other: one "
+                               "continues the run in --output-dir, the other deletes it")
 
 
 def _data(kw: dict[str, Any]) -> recipes.DataOptions:
@@ -130,9 +140,10 @@ def pretrain_command(config: str, steps: int, as_json: bool, **kw: Any) -> None:
     are compared with. Writes OUTPUT_DIR/checkpoint.npz every --save-every steps,
     OUTPUT_DIR/metrics.jsonl every step, and OUTPUT_DIR/model (Hugging Face layout) at the end.
     """
+    _check_run_flags(kw)
     summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
         config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
-        resume=kw["resume"], seed=kw["seed"]))
+        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"]))
     _report(summary, as_json)
 
 
@@ -170,6 +181,7 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
     (the student alone with MLM + NSP). Embeddings and heads are copied from the teacher.
     """
     from tinybert_core.config import MobileBertConfig
+    _check_run_flags(kw)
     try:
         layers = MobileBertConfig.from_pretrained(student_config).num_hidden_layers
     except (ValueError, FileNotFoundError) as e:
@@ -181,7 +193,7 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
         teacher, student_config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
         on_step=on_step, resume=kw["resume"], seed=kw["seed"],
-        init_from_teacher=init_from_teacher))
+        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"]))
     _report(summary, as_json)
 
 
