@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from autograd.serialization import CheckpointError
+from cli.progress import progress
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
 from tinybert_core.training.step import TrainingDiverged
@@ -86,27 +86,20 @@ def _args(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
                 save_every=kw["save_every"], seed=kw["seed"], **extra)
 
 
+def _describe_step(record: dict) -> str:
+    text = f"{record['stage']} loss {record['loss']:.4f} lr {record['lr']:.2e} " \
+           f"{record['tokens_per_s']:.0f} tok/s"
+    if "eval_mlm_loss" in record:
+        text += f" eval {record['eval_mlm_loss']:.3f}/{record['eval_mlm_accuracy']:.3f}"
+    return text
+
+
 def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict]) -> dict:
-    """Run `work(on_step)` under a progress bar; turn user errors into one-line messages."""
-    last: dict[str, Any] = {}
-
-    def show(_: Any) -> str:
-        if not last:
-            return ""
-        text = f"{last['stage']} loss {last['loss']:.4f} lr {last['lr']:.2e} " \
-               f"{last['tokens_per_s']:.0f} tok/s"
-        if "eval_mlm_loss" in last:
-            text += f" eval {last['eval_mlm_loss']:.3f}/{last['eval_mlm_accuracy']:.3f}"
-        return text
-
-    with click.progressbar(length=total, label=label, item_show_func=show,
-                           file=sys.stderr) as bar:
-        def on_step(record: dict) -> None:
-            last.clear()
-            last.update(record)
-            bar.update(1, record)
+    """Run `work(on_step)` with progress (a bar, or lines when stderr is not a terminal);
+    turn user errors into one-line messages."""
+    with progress(total, label, unit="steps", describe=_describe_step) as bar:
         try:
-            return work(on_step)
+            return work(lambda record: bar.update(1, record))
         except _USER_ERRORS as e:
             raise click.ClickException(str(e)) from e
 
@@ -204,10 +197,12 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate_mlm_command(model_dir: Path, as_json: bool, **kw: Any) -> None:
     """Report a pre-training model's held-out masked-LM loss, accuracy and perplexity."""
-    try:
-        result = recipes.evaluate(model_dir, _data(kw))
-    except _USER_ERRORS as e:
-        raise click.ClickException(str(e)) from e
+    with progress(None, "evaluate-mlm", unit="batches") as bar:
+        try:
+            result = recipes.evaluate(model_dir, _data(kw), on_batch=lambda done, total:
+                                      bar.update(done - bar.done, total=total))
+        except _USER_ERRORS as e:
+            raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -239,9 +234,12 @@ def vocab_command(corpus: tuple[Path, ...], output: Path, vocab_size: int, min_f
     options.
     """
     from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    total = sum(p.stat().st_size for p in corpus)
     try:
-        tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
-                                       lowercase=not cased, limit_alphabet=limit_alphabet)
+        with progress(total, "vocab: reading the corpus", unit="bytes") as bar:
+            tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
+                                           lowercase=not cased, limit_alphabet=limit_alphabet,
+                                           on_bytes=lambda n: bar.update(n - bar.done))
         save_vocab(tokens, output)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -99,6 +99,12 @@ def _inputs(data: DataOptions, *more: Any) -> list[Any]:
     return [*(data.corpus or ()), *(data.eval_corpus or ()), data.vocab, *more]
 
 
+def _counted(batches: list[Any], on_batch: Callable[[int, int], None]) -> Iterator[Any]:
+    for i, batch in enumerate(batches, start=1):
+        yield batch
+        on_batch(i, len(batches))
+
+
 def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
              on_step: Callable[[dict], None] | None = None, resume: bool = False,
              seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
@@ -158,8 +164,13 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
                      run_dir=run_dir)
 
 
-def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
-    """Held-out masked-LM loss and accuracy of a saved pre-training model."""
+def evaluate(model_dir: Path, data: DataOptions,
+             on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Held-out masked-LM loss and accuracy of a saved pre-training model.
+
+    Evaluates on `data.eval_corpus`, else `data.corpus`, else the embedded corpus's held-out
+    split. `on_batch(done, total)` is called after each evaluation batch (progress).
+    """
     model = load_model(model_dir, "pretraining")
     tokenizer = resolve_tokenizer(data, None, Path(model_dir))   # never writes into MODEL_DIR
     if len(tokenizer) != model.config.vocab_size:
@@ -171,6 +182,6 @@ def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
                            max_predictions_per_seq=data.max_predictions_per_seq,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
-    result = evaluate_mlm(model, ev)
+    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))
     result["perplexity"] = float(np.exp(result["mlm_loss"]))
     return result

@@ -42,6 +42,7 @@ def teacher_dir(tmp_path_factory):
     summary = json.loads(result.output[result.output.index("{"):])
     assert summary["steps"] == 3 and summary["eval"]["predictions"] > 0
     assert len((tmp / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+    assert "pretrain: 3/3 steps (100%)" in result.stderr      # progress lines off a terminal
     return Path(summary["model_dir"])
 
 
@@ -64,7 +65,8 @@ def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
     assert "trained 3/3 steps" in result.output
     result = run("evaluate-mlm", tmp_path / "out" / "model", "--json", *COMMON)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["mlm_accuracy"] >= 0.0
+    assert json.loads(result.stdout)["mlm_accuracy"] >= 0.0
+    assert "evaluate-mlm: 1/1 batches (100%)" in result.stderr
 
 
 def test_distill_refuses_a_mismatched_teacher_before_training(teacher_dir, tmp_path):
