@@ -238,8 +238,8 @@ def clip_grad_norm(params: Any, max_norm: float) -> float:
     grads = [p for p in tensors if p.grad is not None]
     total = 0.0
     for p in grads:
-        g = p.grad
-        total += float((g * g).sum(dtype=np.float64))
+        g = p.grad.astype(np.float64, copy=False)  # in float32, a gradient of 1e20 overflows
+        total += float((g * g).sum())
     norm = math.sqrt(total)
     if math.isfinite(norm) and norm > max_norm > 0:
         scale = max_norm / norm

@@ -156,24 +156,34 @@ def _check_model_state(state: dict[str, np.ndarray], model: nn.Module, where: st
             raise CheckpointError(f"{where}: {name} holds NaN or inf")
 
 
+class ResumeMismatch(CheckpointError):
+    """A checkpoint that belongs to a run set up differently: `field` names what differs
+    (a config field, "strategy", "pd_steps", a data option), for the CLI to name its option."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def load_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
-                             config: dict[str, Any],
-                             check: Callable[[int, dict[str, Any], dict[str, Any]], None]
+                             config: dict[str, Any] | None,
+                             check: Callable[[dict[str, Any], dict[str, Any]], None]
                              | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """Restore a checkpoint into `model` and `optimizer`; returns (step, data_state, extra).
 
     Everything is checked before anything is modified: the format and the meta's types, the
     config (CheckpointError naming the differing fields when the checkpoint was written for
-    another one), every weight's name, shape, dtype and finiteness, the optimizer state, the
-    dropout generators, and then `check(step, data_state, extra)` if given (the caller's own
-    conditions, e.g. the data position). A failed load leaves model and optimizer unchanged.
+    another one; None leaves the comparison to `check`), then `check(meta, data_state)` if
+    given (the caller's own conditions: the run's plan, the data position), then every
+    weight's name, shape, dtype and finiteness, the optimizer state and the dropout
+    generators. A failed load leaves model and optimizer unchanged.
     """
     meta, arrays = read_checkpoint_meta(path)
     where = f"checkpoint {path}"
-    diffs = config_differences(meta.get("config", {}), config)
+    diffs = [] if config is None else config_differences(meta.get("config", {}), config)
     if diffs:
-        raise CheckpointError(f"{path} was written for a different model config: "
-                              + "; ".join(diffs))
+        raise ResumeMismatch(f"{path} was written for a different model config: "
+                             + "; ".join(diffs), "config")
     model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
     data_state = {k[len("data/"):]: v for k, v in arrays.items() if k.startswith("data/")}
@@ -181,11 +191,11 @@ def load_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
     if other:
         raise CheckpointError(f"{where}: unexpected entries {other[:5]}")
     data_state.update(meta.get("data", {}))
+    if check is not None:
+        check(meta, data_state)
     _check_model_state(model_state, model, where)
     generators = _parse_generators(meta.get("generators", {}), model, where)
     step, extra = meta["step"], meta.get("extra", {})
-    if check is not None:
-        check(step, data_state, extra)
     # Apply. Parameters and optimizer state are replaced, not written into, so keeping the
     # old objects is enough to put everything back if a step below still fails.
     params = list(model.named_parameters())
