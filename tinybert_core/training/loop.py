@@ -56,8 +56,9 @@ class TrainingArguments:
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be at least 1")
+        for name in ("gradient_accumulation_steps", "eval_every", "save_every"):
+            if getattr(self, name) < 1:   # eval_every = 0 was a ZeroDivisionError mid-run
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 

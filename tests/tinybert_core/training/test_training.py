@@ -211,3 +211,9 @@ def test_ctrl_c_names_the_last_good_checkpoint(tok, tmp_path, monkeypatch):
               TrainingArguments(tmp_path / "run", pd_steps=6, save_every=2),
               batches(tok, tmp_path))
     assert info.value.checkpoint_step == 2
+
+
+@pytest.mark.parametrize("field", ["eval_every", "save_every", "gradient_accumulation_steps"])
+def test_training_arguments_refuse_zero_intervals(tmp_path, field):
+    with pytest.raises(ValueError, match=rf"{field} must be at least 1, got 0"):
+        TrainingArguments(tmp_path, **{field: 0})
