@@ -17,6 +17,9 @@ import functools
 from typing import Any, Callable
 
 _grad_enabled = True
+# A recorder of the graph (autograd/trace.py's GraphRecorder) while `tinybert trace` runs; None
+# otherwise. Function.apply, Module.__call__ and Tensor.backward report to it.
+_observer: Any = None
 
 
 def is_grad_enabled() -> bool:
@@ -92,6 +95,9 @@ class Function:
         fn.xp = be.xp
         needs = tuple([t.requires_grad for t in inputs])
         fn.needs_input_grad = needs
+        observer = _observer
+        if observer is not None:
+            observer.before_forward()
         try:
             out = fn.forward(*[t.data for t in inputs], **attrs)
         except ValueError as e:
@@ -99,8 +105,12 @@ class Function:
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from e
         if _grad_enabled and True in needs:
             fn.parents = inputs
-            return _tensor.Tensor._from_op(out, be, fn)
-        return _tensor.Tensor._from_op(out, be, None)
+            result = _tensor.Tensor._from_op(out, be, fn)
+        else:
+            result = _tensor.Tensor._from_op(out, be, None)
+        if observer is not None:
+            observer.after_forward(fn, inputs, result)
+        return result
 
     def forward(self, *arrays: Any, **attrs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 import backends
+from autograd import function as _function
 from autograd.tensor import Tensor
 
 
@@ -35,7 +36,14 @@ class Module:
     training = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        observer = _function._observer
+        if observer is None:
+            return self.forward(*args, **kwargs)
+        observer.enter_module(self)           # a trace groups ops by the module that ran them
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            observer.exit_module(self)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 import backends
+from autograd import function as _function
 from autograd.ops import elementwise as E
 from autograd.ops import movement as V
 from autograd.ops import nn as N
@@ -225,7 +226,9 @@ class Tensor:
             if ctx.parents is None:
                 raise RuntimeError("backward: the graph through this tensor was already freed by "
                                    "an earlier backward; pass retain_graph=True to the first call")
-            for parent, pg in zip(ctx.parents, ctx.backward(g)):
+            observer = _function._observer
+            grads_in = ctx.backward(g) if observer is None else observer.backward(ctx, g)
+            for parent, pg in zip(ctx.parents, grads_in):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent.shape:

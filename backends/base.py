@@ -13,6 +13,18 @@ import numpy as np
 
 from backends import reference
 
+# Set by `log_kernels` while a trace records which kernels an op called (autograd/trace.py);
+# None otherwise, so the hot path pays one global lookup.
+_kernel_log: list[tuple[str, str]] | None = None
+
+
+def log_kernels(log: list[tuple[str, str]] | None) -> list[tuple[str, str]] | None:
+    """Append (kernel name, implementation) to `log` for every kernel looked up from now on
+    ("reference" or the overriding backend's name); None stops. Returns the previous log."""
+    global _kernel_log
+    previous, _kernel_log = _kernel_log, log
+    return previous
+
 
 class Backend:
     """An array module, a device name and an optional table of kernel overrides.
@@ -51,10 +63,13 @@ class Backend:
     def kernel(self, name: str) -> Callable:
         """The override of kernel `name` on this backend, or the xp-generic reference."""
         try:
-            return self._table[name]
+            fn = self._table[name]
         except KeyError:
             raise ValueError(f"backend {self.name}: unknown kernel {name!r}; "
                              f"known kernels: {sorted(self._table)}") from None
+        if _kernel_log is not None:
+            _kernel_log.append((name, self.name if name in self.kernels else "reference"))
+        return fn
 
     def asarray(self, data: Any, dtype: Any = None) -> Any:
         """`data` as an array of this backend (no copy when it already is one of that dtype)."""

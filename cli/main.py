@@ -25,6 +25,9 @@ _COMMANDS = [
     ("cli.train_cmd", "distill_command"),
     ("cli.evaluate_cmd", "evaluate_mlm_command"),
     ("cli.vocab_cmd", "vocab_command"),
+    ("cli.teaching_cmd", "trace_command"),
+    ("cli.teaching_cmd", "plot_command"),
+    ("cli.teaching_cmd", "attention_command"),
 ]
 
 
