@@ -1,4 +1,4 @@
-"""The training loop behind `tinybert pretrain` and `tinybert distill`.
+"""The training loop behind `tinybert pretrain`, `tinybert distill` and `tinybert finetune`.
 
 One loop runs every strategy: it walks the strategy's stages (distillation/strategies.py), with
 LAMB, a per-stage warm-up + decay schedule, periodic held-out MLM evaluation, a JSONL metrics
@@ -7,10 +7,16 @@ continues a killed run bit for bit. Each global step is one `optimizer_step` (st
 gradient accumulation, global-norm clipping, the update), the same step fine-tuning uses.
 A non-finite loss stops the run at once, naming the step, the loss term and the first
 parameter whose gradient is not finite. The library never prints: progress goes to `on_step`.
+
+Fine-tuning (`tinybert_core/finetuning.py`) runs this same loop with its own single stage
+(`stages=`), AdamW (`args.optimizer`), its task's dev-set evaluation (`evaluate=`), and
+`metric_for_best_model`, which keeps the best evaluated weights in OUTPUT_DIR/best.
 """
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +33,8 @@ from tinybert_core.training.step import TrainingDiverged, optimizer_step
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
+BEST_DIR = "best"
+OPTIMIZERS = ("lamb", "adamw")
 
 
 @dataclass
@@ -47,9 +55,17 @@ class TrainingArguments:
     save_every: int = 100
     seed: int = 0
     kt: KTOptions = field(default_factory=KTOptions)
+    optimizer: str = "lamb"               # "adamw" for fine-tuning
+    adam_epsilon: float = 1e-6
+    bias_correction: bool = False         # Google's LAMB/AdamW: off; torch's AdamW: on
+    metric_for_best_model: str | None = None  # an evaluation key, higher is better (HF's name)
+    overwrite_output_dir: bool = False    # start afresh over another run's checkpoint
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: "
+                             f"{', '.join(OPTIMIZERS)}")
         if self.gradient_accumulation_steps < 1:
             raise ValueError("gradient_accumulation_steps must be at least 1")
         if self.learning_rate <= 0:
@@ -88,18 +104,24 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, stages: list[Stage] | None = None,
+          evaluate: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
     step, enter the step's stage when it changes, take one `optimizer_step` (step.py), and
     log, evaluate and save as due; at the end, write the model directory.
+    `stages` replaces the strategy's stages (fine-tuning passes its one stage); `evaluate`
+    (model -> metrics) replaces the held-out MLM evaluation of `eval_batches`.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
-    Returns a summary with the final evaluation and the output paths.
+    Returns a summary with the final evaluation, the best one and the output paths.
     """
-    plan = plan_stages(args, student, teacher)
+    plan = plan_stages(args, student, teacher, stages)
     run = open_run(student, args, plan, batches, resume)
+    if evaluate is None and eval_batches:
+        def evaluate(model: Any) -> dict[str, float]:
+            return evaluate_mlm(model, eval_batches)
     last_eval: dict[str, float] = {}
     current = -1
     with open_metrics_log(args.output_dir / METRICS_NAME, run.step, resume) as log:
@@ -110,9 +132,11 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
                 enter_stage(run.optimizer, student, stage, fresh=run.step == plan.starts[index])
             record = train_step(student, teacher, run, stage, batches, args)
             run.step += 1
-            if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
-                last_eval = evaluate_mlm(student, eval_batches)
+            if evaluate is not None and (run.step % args.eval_every == 0
+                                         or run.step == plan.total):
+                last_eval = evaluate(student)
                 record.update({f"eval_{k}": v for k, v in last_eval.items()})
+                run.keep_best(last_eval, tokenizer)
             log(record)
             if on_step is not None:
                 on_step({**record, "total_steps": plan.total})
@@ -121,7 +145,10 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
             if stop_after is not None and run.step >= stop_after:
                 break
     summary: dict[str, Any] = {"steps": run.step, "total_steps": plan.total,
-                               "checkpoint": str(run.checkpoint), "eval": last_eval}
+                               "checkpoint": str(run.checkpoint), "eval": last_eval,
+                               "best": run.best}
+    if run.best is not None:
+        summary["best_model_dir"] = str(args.output_dir / BEST_DIR)
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
         student.save_pretrained(model_dir, tokenizer=tokenizer)
@@ -129,12 +156,15 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     return summary
 
 
-def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePlan:
-    """The strategy's stages on the global step axis; refuses an empty plan or a missing
-    teacher before anything is written."""
-    plan = StagePlan.of(build_stages(args.strategy, student.config.num_hidden_layers,
-                                     args.kt_steps_per_layer, args.pd_steps, args.kt,
-                                     args.warmup_proportion))
+def plan_stages(args: TrainingArguments, student: Any, teacher: Any,
+                stages: list[Stage] | None = None) -> StagePlan:
+    """`stages`, or the strategy's, on the global step axis; refuses an empty plan or a
+    missing teacher before anything is written."""
+    if stages is None:
+        stages = build_stages(args.strategy, student.config.num_hidden_layers,
+                              args.kt_steps_per_layer, args.pd_steps, args.kt,
+                              args.warmup_proportion)
+    plan = StagePlan.of(stages)
     if plan.total == 0:
         raise ValueError("nothing to train: the strategy's stages have 0 steps in total")
     if any(st.needs_teacher for st in plan.stages) and teacher is None:
@@ -155,11 +185,26 @@ class Run:
     checkpoint: Path
     run_config: dict[str, Any]
     args: TrainingArguments
+    best: dict[str, Any] | None = None    # the best evaluation so far, with its step
 
     def save(self, batches: Any) -> None:
         save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
                                  self.run_config, data_state=batches.state(),
-                                 extra={"args": _jsonable(self.args)})
+                                 extra={"args": _jsonable(self.args), "best": self.best})
+
+    def keep_best(self, metrics: dict[str, float], tokenizer: Any) -> None:
+        """With `metric_for_best_model`, write the weights to OUTPUT_DIR/best when `metrics`
+        beat the best so far (higher is better; NaN never beats a number)."""
+        key = self.args.metric_for_best_model
+        if key is None:
+            return
+        if key not in metrics:
+            raise ValueError(f"metric_for_best_model {key!r} is not among the evaluation's "
+                             f"metrics ({', '.join(metrics)})")
+        value, best = float(metrics[key]), None if self.best is None else self.best[key]
+        if best is None or value > best or (math.isnan(best) and not math.isnan(value)):
+            self.student.save_pretrained(self.args.output_dir / BEST_DIR, tokenizer=tokenizer)
+            self.best = {"step": self.step, **metrics}
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
@@ -177,17 +222,24 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         i, _ = plan.at(step)
         return schedules[i](step - plan.starts[i])
 
-    opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
-    step = 0
+    kind = optim.LAMB if args.optimizer == "lamb" else optim.AdamW
+    opt = kind(student, lr=lr_at, eps=args.adam_epsilon, weight_decay=args.weight_decay,
+               bias_correction=args.bias_correction)
+    step, best = 0, None
     if resume and checkpoint.exists():
-        step, data_state, _ = load_training_checkpoint(checkpoint, student, opt, run_config)
+        step, data_state, extra = load_training_checkpoint(checkpoint, student, opt,
+                                                           run_config)
         batches.load_state(data_state)
+        best = extra.get("best")
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    elif checkpoint.exists():
+    elif checkpoint.exists() and not args.overwrite_output_dir:
         raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
-                         f"(--resume) or choose another output directory")
-    return Run(student, opt, step, checkpoint, run_config, args)
+                         f"(--resume), overwrite it (--overwrite-output-dir) or choose "
+                         f"another output directory")
+    elif args.overwrite_output_dir and (args.output_dir / BEST_DIR).is_dir():
+        shutil.rmtree(args.output_dir / BEST_DIR)    # the old run's best must not pass as ours
+    return Run(student, opt, step, checkpoint, run_config, args, best)
 
 
 def enter_stage(opt: optim.Optimizer, student: Any, stage: Stage, fresh: bool) -> None:
