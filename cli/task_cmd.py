@@ -1,10 +1,9 @@
 """`tinybert finetune`, `evaluate` and `predict`: thin shells over `tinybert_core.finetuning`,
-with a progress bar on training (loss, learning rate, examples/s, the last dev score) and on
-every pass over a file."""
+with progress (`cli/progress.py`: a bar on a terminal, lines otherwise) on training (loss,
+learning rate, tokens/s, the last dev score) and on every pass over a file."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import click
 
 from autograd.serialization import CheckpointError
+from cli.progress import progress
 from tinybert_core import finetuning as FT
 from tinybert_core.data.tasks import TASK_NAMES
 from tinybert_core.training.step import TrainingDiverged
@@ -72,21 +72,10 @@ def _user_errors(work: Callable[[], Any]) -> Any:
 
 
 def _with_bar(label: str, work: Callable[[Callable[[int, int], None]], Any]) -> Any:
-    """Run `work(on_batch)` under a bar over the examples, opened at the first batch, when
-    their number is known."""
-    state: dict[str, Any] = {}
-
-    def on_batch(done: int, total: int) -> None:
-        if "bar" not in state:
-            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr,
-                                             show_pos=True)
-            state["bar"].__enter__()
-        state["bar"].update(done)
-    try:
-        return _user_errors(lambda: work(on_batch))
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)
+    """Run `work(on_batch)` with progress over the examples (the total arrives with the first
+    batch); user errors become one-line messages."""
+    with progress(None, label, unit="examples") as bar:
+        return _user_errors(lambda: work(lambda done, total: bar.update(done, total=total)))
 
 
 def _fmt(metrics: dict[str, Any], keys: list[str]) -> str:
@@ -157,10 +146,15 @@ def finetune_command(model_dir: Path, train_file: Path, dev_file: Path | None, o
         save_every=kw["save_every"], seed=kw["seed"],
         max_train_examples=kw["max_train_examples"], from_scratch=kw["from_scratch"],
         overwrite_output_dir=kw["overwrite_output_dir"])
-    with _StepBar("finetune") as bar:
+    shown = _Shown()
+    with progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
+        def on_step(record: dict) -> None:
+            # a resumed run starts part-way: its first update covers the steps already done
+            bar.update(record["step"] - bar.done, shown.keep(record),
+                       total=record["total_steps"])
         summary = _user_errors(lambda: FT.finetune(model_dir, output_dir, train_file, dev_file,
                                                    opts, fopts, resume=kw["resume"],
-                                                   on_step=bar.on_step))
+                                                   on_step=on_step))
     results = summary.get("results")
     if as_json:
         click.echo(json.dumps(results or summary, indent=2))
@@ -180,38 +174,22 @@ def finetune_command(model_dir: Path, train_file: Path, dev_file: Path | None, o
                + (f"; best to {results['best_model']}" if results["best_model"] else ""))
 
 
-class _StepBar:
-    """A training progress bar opened at the first step, when the total is known (a resumed
-    run starts part-way)."""
+class _Shown:
+    """What the progress line shows: the step's loss, learning rate and speed, and the last dev
+    score (kept until the next evaluation)."""
 
-    def __init__(self, label: str) -> None:
-        self.label, self.bar, self.last = label, None, {}
+    def __init__(self) -> None:
+        self.dev: dict[str, Any] = {}
 
-    def __enter__(self) -> _StepBar:
-        return self
+    def keep(self, record: dict) -> dict:
+        dev = {k[5:]: v for k, v in record.items() if k.startswith("eval_")}
+        self.dev = dev or self.dev
+        return record
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def show(self, _: Any) -> str:
-        r = self.last
-        if not r:
-            return ""
+    def describe(self, r: dict) -> str:
         text = f"loss {r['loss']:.4f} lr {r['lr']:.2e} {r['tokens_per_s']:.0f} tok/s"
-        dev = {k[5:]: v for k, v in r.items() if k.startswith("eval_")}
-        main = "f1" if "f1" in dev else ""
-        return text + (f" | dev {_fmt(dev, _keys(dev, main)[:2])}" if dev else "")
-
-    def on_step(self, record: dict) -> None:
-        if self.bar is None:
-            self.bar = click.progressbar(length=record["total_steps"], label=self.label,
-                                         item_show_func=self.show, file=sys.stderr)
-            self.bar.__enter__()
-            self.bar.update(record["step"] - 1)
-        dev = {k: v for k, v in self.last.items() if k.startswith("eval_")}
-        self.last = {**dev, **record}          # the last dev score stays on the bar
-        self.bar.update(1, record)
+        main = "f1" if "f1" in self.dev else ""
+        return text + (f" | dev {_fmt(self.dev, _keys(self.dev, main)[:2])}" if self.dev else "")
 
 
 @click.command("evaluate", epilog="Example: tinybert evaluate runs/mnli/best --task mnli "

@@ -42,10 +42,11 @@ from tinybert_core.evaluation.glue import (
     predictions_from_logits,
 )
 from tinybert_core.evaluation.squad import squad_evaluate
-from tinybert_core.evaluation.squad_postprocess import PREDICTION_FILES, write_predictions
+from tinybert_core.evaluation.squad_postprocess import write_predictions
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.loop import METRICS_NAME, TrainingArguments, train
+from tinybert_core.training.run_dir import open_run_directory
 
 RESULTS_NAME = "eval_results.json"
 
@@ -222,9 +223,9 @@ def sentence_set(examples: list[TaskExample], path: Path, tokenizer: BertTokeniz
     return TaskSet(len(examples), make, [len(r) for r in enc.input_ids], labels, examples)
 
 
-def squad_set(examples: list[SquadExample], tokenizer: BertTokenizer, max_seq_length: int,
-              opts: TaskOptions, training: bool) -> TaskSet:
-    f = featurize_squad(examples, tokenizer, max_seq_length, opts.doc_stride,
+def squad_set(examples: list[SquadExample], tokenizer: BertTokenizer, opts: TaskOptions,
+              training: bool) -> TaskSet:
+    f = featurize_squad(examples, tokenizer, opts.max_seq_length, opts.doc_stride,
                         opts.max_query_length)
     make = T.qa_collate(f.input_ids, f.token_type_ids, f.start_positions if training else None,
                         f.end_positions if training else None, tokenizer.pad_token_id)
@@ -283,69 +284,89 @@ def main_metric(spec: T.TaskSpec, task: GlueTask | None) -> str:
 def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path | None,
              opts: TaskOptions, fopts: FinetuneOptions, resume: bool = False,
              on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Fine-tune `model_dir` on a task (see the module docstring); returns the summary that
-    eval_results.json also holds."""
+    """Fine-tune `model_dir` on a task (see the module docstring); returns the loop's summary
+    and, once the run is complete, the `results` that eval_results.json holds."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     spec = T.resolve_task(opts.task)
-    tokenizer = load_tokenizer(model_dir)
     config = MobileBertConfig.from_pretrained(model_dir)
     opts = opts.resolved(spec, config)
-    check_seq_length(config, opts.max_seq_length)
-    task, label2id = None, None
-    if spec.is_squad:
-        train_ex = subsample(read_squad(train_file, spec.squad_version), fopts.max_train_examples,
-                             fopts.seed)
-        dev_ex = read_squad(dev_file, spec.squad_version) if dev_file else None
-    else:
-        train_ex = subsample(read_task_file(train_file, spec.name), fopts.max_train_examples,
-                             fopts.seed)
-        dev_ex = read_task_file(dev_file, spec.name) if dev_file else None
-        task = resolve_labels(spec, config, model_dir, opts.labels, train_ex)
-        label2id = model_label2id(task, config)
-    model = load_task_model(model_dir, spec, task, fopts.seed, fopts.from_scratch)
+    tokenizer = load_tokenizer(model_dir)
+    data = prepare(spec, config, tokenizer, opts, fopts, model_dir, train_file, dev_file)
+    model = load_task_model(model_dir, spec, data.task, fopts.seed, fopts.from_scratch)
     model.config.extra["finetuning_options"] = {
         "max_seq_length": opts.max_seq_length, "doc_stride": opts.doc_stride,
         "max_query_length": opts.max_query_length}
-    if spec.is_squad:
-        seq = opts.max_seq_length
-        train_set = squad_set(train_ex, tokenizer, seq, opts, training=True)
-        dev = squad_set(dev_ex, tokenizer, seq, opts, training=False) if dev_ex else None
-    else:
-        seq = opts.max_seq_length
-        train_set = sentence_set(train_ex, train_file, tokenizer, task, label2id, seq)
-        dev = sentence_set(dev_ex, dev_file, tokenizer, task, label2id, seq) if dev_ex else None
-
-    batches = T.TaskBatches(train_set.make_batch, train_set.n, fopts.batch_size, fopts.seed)
+    batches = T.TaskBatches(data.train.make_batch, data.train.n, fopts.batch_size, fopts.seed)
     per_epoch = batches.steps_per_epoch
     total = fopts.max_steps or max(1, math.ceil(fopts.epochs * per_epoch))
     stage = Stage("finetune", total, lambda student, _, batch: {
         "loss": student(**batch._asdict()).loss}, needs_teacher=False,
         warmup_proportion=fopts.warmup_ratio)
-    metric = main_metric(spec, task)
+    dev, metric = data.dev, main_metric(spec, data.task)
     args = TrainingArguments(
         output_dir=output_dir, learning_rate=fopts.lr, end_lr_rate=0.0,
         warmup_proportion=fopts.warmup_ratio, weight_decay=fopts.weight_decay,
         max_grad_norm=fopts.max_grad_norm, eval_every=fopts.eval_every or per_epoch,
         save_every=fopts.save_every or per_epoch, seed=fopts.seed, optimizer="adamw",
-        bias_correction=True, metric_for_best_model=metric if dev else None,
-        overwrite_output_dir=fopts.overwrite_output_dir)
-    evaluate = (lambda m: score(m, spec, task, dev, opts, label2id)[0]) if dev else None
-    summary = train(model, args, batches, tokenizer=tokenizer, on_step=on_step, resume=resume,
-                    stages=[stage], evaluate=evaluate)
-    if summary["steps"] < total:
-        return summary
-    seconds = sum(r.get("seconds", 0.0) for r in _records(output_dir / METRICS_NAME))
-    results = {
-        "task": spec.name, "model_dir": str(model_dir), "from_scratch": fopts.from_scratch,
-        "train_examples": train_set.n if not spec.is_squad else len(train_ex),
-        "train_features": train_set.n, "dev_examples": len(dev_ex) if dev_ex else 0,
-        "steps": total, "epochs": total / per_epoch, "steps_per_epoch": per_epoch,
-        "seconds_per_epoch": seconds / (total / per_epoch), "metric": metric,
-        "best": summary["best"], "final": summary["eval"],
-        "baseline": baseline(spec, task, dev, train_set.labels) if dev else None,
-        "model": summary["model_dir"], "best_model": summary.get("best_model_dir")}
-    atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
+        bias_correction=True, metric_for_best_model=metric if dev else None)
+    evaluate = None if dev is None else \
+        (lambda m: score(m, spec, data.task, dev, opts, data.label2id)[0])
+    # Only now, with every input read and checked, is the output directory touched.
+    with open_run_directory(output_dir, resume=resume, overwrite=fopts.overwrite_output_dir,
+                            inputs=[model_dir, train_file, dev_file]) as run_dir:
+        summary = train(model, args, batches, tokenizer=tokenizer,
+                        on_step=on_step, resume=resume, stages=[stage], evaluate=evaluate,
+                        run_dir=run_dir)
+        if summary["steps"] < total:
+            return summary
+        seconds = sum(r.get("seconds", 0.0) for r in _records(output_dir / METRICS_NAME))
+        results = {
+            "task": spec.name, "model_dir": str(model_dir), "from_scratch": fopts.from_scratch,
+            "train_examples": data.train_examples, "train_features": data.train.n,
+            "dev_examples": len(dev.examples) if dev else 0, "max_seq_length":
+            opts.max_seq_length, "batch_size": fopts.batch_size, "lr": fopts.lr,
+            "steps": total, "epochs": total / per_epoch, "steps_per_epoch": per_epoch,
+            "seconds_per_epoch": seconds * per_epoch / total, "metric": metric,
+            "best": summary["best"], "final": summary["eval"],
+            "baseline": baseline(spec, data.task, dev, data.train.labels) if dev else None,
+            "model": summary["model_dir"], "best_model": summary.get("best_model_dir")}
+        atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
     return {**summary, "results": results}
+
+
+@dataclass
+class Prepared:
+    """A fine-tuning run's data: the label table, the encoded training and dev sets."""
+
+    task: GlueTask | None
+    label2id: dict[str, int] | None
+    train: TaskSet
+    dev: TaskSet | None
+    train_examples: int            # examples (SQuAD: questions) before windowing
+
+
+def prepare(spec: T.TaskSpec, config: MobileBertConfig, tokenizer: BertTokenizer,
+            opts: TaskOptions, fopts: FinetuneOptions, model_dir: Path, train_file: Path,
+            dev_file: Path | None) -> Prepared:
+    """Read, check and encode the training and dev files (nothing is written)."""
+    check_seq_length(config, opts.max_seq_length)
+    if spec.is_squad:
+        train_ex = subsample(read_squad(train_file, spec.squad_version),
+                             fopts.max_train_examples, fopts.seed)
+        dev_ex = read_squad(dev_file, spec.squad_version) if dev_file else None
+        return Prepared(None, None, squad_set(train_ex, tokenizer, opts, training=True),
+                        squad_set(dev_ex, tokenizer, opts, training=False) if dev_ex else None,
+                        len(train_ex))
+    train_ex = subsample(read_task_file(train_file, spec.name), fopts.max_train_examples,
+                         fopts.seed)
+    dev_ex = read_task_file(dev_file, spec.name) if dev_file else None
+    task = resolve_labels(spec, config, model_dir, opts.labels, train_ex)
+    label2id = model_label2id(task, config)
+    seq = opts.max_seq_length
+    return Prepared(task, label2id,
+                    sentence_set(train_ex, train_file, tokenizer, task, label2id, seq),
+                    sentence_set(dev_ex, dev_file, tokenizer, task, label2id, seq)
+                    if dev_ex else None, len(train_ex))
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -360,8 +381,7 @@ def read_labelled(spec: T.TaskSpec, path: Path, config: MobileBertConfig, model_
     check_seq_length(config, opts.max_seq_length)
     if spec.is_squad:
         examples = read_squad(path, spec.squad_version, labelled=labelled)
-        return None, None, squad_set(examples, tokenizer, opts.max_seq_length, opts,
-                                     training=False)
+        return None, None, squad_set(examples, tokenizer, opts, training=False)
     examples = read_task_file(path, spec.name)
     task = resolve_labels(spec, config, model_dir, opts.labels)
     if config.num_labels != task.num_labels:
@@ -379,8 +399,6 @@ def evaluate(model_dir: Path, dev_file: Path, opts: TaskOptions, output_dir: Pat
     OUTPUT_DIR/eval_results.json (and, for SQuAD, the three prediction files)."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     spec = T.resolve_task(opts.task)
-    _refuse_existing([output_dir / RESULTS_NAME] + (
-        [output_dir / name for name in PREDICTION_FILES] if spec.is_squad else []), overwrite)
     model = load_finetuned(model_dir, spec)
     opts = opts.resolved(spec, model.config)
     task, label2id, dev = read_labelled(spec, dev_file, model.config, model_dir,
@@ -395,10 +413,11 @@ def evaluate(model_dir: Path, dev_file: Path, opts: TaskOptions, output_dir: Pat
                "examples": len(dev.examples), "metric": main_metric(spec, task),
                "metrics": metrics, "baseline": baseline(spec, task, dev, train_labels),
                "baseline_kind": kind}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if spec.is_squad:
-        write_predictions(output_dir, predictions, overwrite=overwrite)
-    atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
+    with open_run_directory(output_dir, overwrite=overwrite,
+                            inputs=[model_dir, dev_file, train_file]):
+        if spec.is_squad:
+            write_predictions(output_dir, predictions)
+        atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -440,4 +459,4 @@ def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
     for path in paths:
         if path.exists():
             raise FileExistsError(f"{path} already exists; refusing to mix two runs' outputs "
-                                  f"(choose another path or pass --overwrite-output-dir)")
+                                  f"(choose another path or pass --overwrite)")

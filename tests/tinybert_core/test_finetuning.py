@@ -75,8 +75,10 @@ def test_evaluate_and_predict_a_finetuned_model(trained, files, tmp_path):
         "best"]["acc"]
     assert results["baseline_kind"] == "majority class of --train-file"
     assert (tmp_path / "ev" / FT.RESULTS_NAME).is_file()
-    with pytest.raises(FileExistsError, match="already exists"):
+    with pytest.raises(ValueError, match="is not empty .* --overwrite-output-dir"):
         FT.evaluate(out / "best", files[1], FT.TaskOptions("custom"), tmp_path / "ev")
+    FT.evaluate(out / "best", files[1], FT.TaskOptions("custom"), tmp_path / "ev",
+                overwrite=True)
     paths = FT.predict(out / "best", files[1], tmp_path / "pred.tsv", FT.TaskOptions("custom"))
     lines = paths[0].read_text().splitlines()
     assert lines[0] == "index\tprediction" and len(lines) == 25
@@ -106,7 +108,7 @@ def test_resume_continues_bit_for_bit(files, tmp_path):
                         if k not in ("seconds", "tokens_per_s")}
                        for x in p.read_text().splitlines()]
     assert strip(tmp_path / "full" / "metrics.jsonl") == strip(tmp_path / "cut" / "metrics.jsonl")
-    with pytest.raises(ValueError, match="already holds a training checkpoint"):
+    with pytest.raises(ValueError, match="is not empty .* --resume"):
         FT.finetune(MODEL, tmp_path / "cut", *files, opts, fast())
     FT.finetune(MODEL, tmp_path / "cut", *files, opts, fast(max_steps=2,
                                                              overwrite_output_dir=True))
@@ -162,7 +164,7 @@ def test_squad_v2_finetune_evaluate_predict(tmp_path):
         res["best"])
     ev = FT.evaluate(tmp_path / "run" / "best", dev, FT.TaskOptions("squad-v2"), tmp_path / "ev")
     assert ev["metrics"]["f1"] == res["best"]["f1"]         # max_seq_length read from config
-    names = sorted(p.name for p in (tmp_path / "ev").iterdir())
+    names = sorted(p.name for p in (tmp_path / "ev").iterdir() if not p.name.startswith("."))
     assert names == ["eval_results.json", "nbest_predictions.json", "null_odds.json",
                      "predictions.json"]
     paths = FT.predict(tmp_path / "run" / "best", dev, tmp_path / "p" / "answers.json",

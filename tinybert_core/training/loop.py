@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from typing import Any
 from autograd import optim
 from autograd.serialization import atomic_write_text
 from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
+from tinybert_core.training.run_dir import RunDirectory, open_run_directory
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.step import TrainingDiverged, optimizer_step
@@ -59,7 +59,6 @@ class TrainingArguments:
     adam_epsilon: float = 1e-6
     bias_correction: bool = False         # Google's LAMB/AdamW: off; torch's AdamW: on
     metric_for_best_model: str | None = None  # an evaluation key, higher is better (HF's name)
-    overwrite_output_dir: bool = False    # start afresh over another run's checkpoint
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
@@ -104,7 +103,8 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None, stages: list[Stage] | None = None,
+          stop_after: int | None = None, run_dir: RunDirectory | None = None,
+          stages: list[Stage] | None = None,
           evaluate: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
@@ -115,9 +115,28 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     (model -> metrics) replaces the held-out MLM evaluation of `eval_batches`.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
+    `run_dir` is the output directory already opened by the caller with `open_run_directory`
+    (a recipe opens it before it writes a vocabulary there); None opens it here, locked for
+    the run, so two processes can never train into one directory.
     Returns a summary with the final evaluation, the best one and the output paths.
     """
     plan = plan_stages(args, student, teacher, stages)
+    if run_dir is not None and run_dir.path.resolve() != args.output_dir.resolve():
+        raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
+                         f"{args.output_dir}")
+    held = nullcontext(run_dir) if run_dir is not None else \
+        open_run_directory(args.output_dir, resume=resume)
+    with held:
+        return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
+                      resume, stop_after, evaluate)
+
+
+def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
+           eval_batches: list[Any] | None, tokenizer: Any,
+           on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
+           stop_after: int | None,
+           evaluate: Callable[[Any], dict[str, float]] | None) -> dict[str, Any]:
+    """`train`'s body, in a directory this process holds."""
     run = open_run(student, args, plan, batches, resume)
     if evaluate is None and eval_batches:
         def evaluate(model: Any) -> dict[str, float]:
@@ -210,9 +229,8 @@ class Run:
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
              resume: bool) -> Run:
     """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
-    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. A fresh run
-    refuses a directory that already holds a checkpoint."""
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. (That a
+    fresh run starts in an empty directory is `open_run_directory`'s rule.)"""
     checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = {**student.config.to_dict(), "strategy": args.strategy,
                   "stages": plan.describe()}
@@ -233,12 +251,6 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         best = extra.get("best")
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    elif checkpoint.exists() and not args.overwrite_output_dir:
-        raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
-                         f"(--resume), overwrite it (--overwrite-output-dir) or choose "
-                         f"another output directory")
-    elif args.overwrite_output_dir and (args.output_dir / BEST_DIR).is_dir():
-        shutil.rmtree(args.output_dir / BEST_DIR)    # the old run's best must not pass as ours
     return Run(student, opt, step, checkpoint, run_config, args, best)
 
 
