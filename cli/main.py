@@ -28,6 +28,7 @@ _COMMANDS = [
     ("cli.task_cmd", "finetune_command"),
     ("cli.task_cmd", "evaluate_command"),
     ("cli.task_cmd", "predict_command"),
+    ("cli.quickstart_cmd", "quickstart_command"),
     ("cli.teaching_cmd", "trace_command"),
     ("cli.teaching_cmd", "plot_command"),
     ("cli.teaching_cmd", "attention_command"),
