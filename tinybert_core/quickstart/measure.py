@@ -163,8 +163,8 @@ def examples(ctx: Any) -> dict[str, Any]:
     teacher_dir = ctx.root / ctx.run.info("teacher")["model"]
     student_dir = ctx.root / ctx.run.info("student")["model"]
     tok = BertTokenizer.from_pretrained(teacher_dir)
-    student = load_model(student_dir, "pretraining").eval()
-    models = {"teacher": load_model(teacher_dir, "pretraining").eval(), "student": student,
+    student = load_model(student_dir, "masked_lm").eval()
+    models = {"teacher": load_model(teacher_dir, "masked_lm").eval(), "student": student,
               "student int8": quantize_model(student, mode="dynamic")}
     fills = []
     for text, answer in _masked_examples(ctx, tok, N_FILL_MASK):

@@ -28,6 +28,11 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -60,10 +65,10 @@ def _curves(run: Run, pictures: list[str] | None) -> list[str]:
         lines.append("")
         lines.append("| curve | first | last | best (step) |")
         lines.append("|---|---|---|---|")
-        for key in ("loss", "eval_mlm_loss", "eval_mlm_accuracy", "eval_accuracy"):
+        for key in ["loss"] + [k for k in rows if k.startswith("eval_")]:
             if key in rows:
                 r = rows[key]
-                best = f"{r['max']:.4f}" if "accuracy" in key else \
+                best = f"{r['max']:.4f}" if "loss" not in key else \
                     f"{r['min']:.4f} ({r['min_step']})"
                 lines.append(f"| {key} | {r['first']:.4f} | {r['last']:.4f} | {best} |")
         if pictures is not None:
@@ -200,15 +205,15 @@ def _examples_section(ex: dict) -> list[str]:
          "| text | answer | teacher | student | student int8 |", "|---|---|---|---|---|"]
 
     def top(entries: list) -> str:
-        return ", ".join(f"{t} {p:.2f}" for t, p in entries)
+        return ", ".join(f"{_cell(t)} {p:.3f}" for t, p in entries)
     for r in ex["fill_mask"]:
-        L.append(f"| {r['text']} | {r['answer']} | {top(r['teacher'])} | {top(r['student'])} | "
-                 f"{top(r['student int8'])} |")
+        L.append(f"| {_cell(r['text'])} | {r['answer']} | {top(r['teacher'])} | "
+                 f"{top(r['student'])} | {top(r['student int8'])} |")
     L += ["", "Classification (label, probability):", "",
           "| sentence | gold | student | student int8 |", "|---|---|---|---|"]
     for r in ex["classification"]:
         f, q = r["student"], r["student int8"]
-        L.append(f"| {r['text']} | {r['label']} | {f[0]} {f[1]:.2f} | {q[0]} {q[1]:.2f} |")
+        L.append(f"| {_cell(r['text'])} | {r['label']} | {f[0]} {f[1]:.2f} | {q[0]} {q[1]:.2f} |")
     return L + [""]
 
 
