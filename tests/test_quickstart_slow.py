@@ -42,8 +42,9 @@ def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
     return done
 
 
-def _number(report: str, row_start: str, column: int = 1) -> str:
-    for line in report.splitlines():
+def _number(report: str, row_start: str, column: int = 1, section: str = "") -> str:
+    """A cell of the first table row starting with `row_start` after heading `section`."""
+    for line in report[report.index(section):].splitlines():
         if line.startswith(row_start):
             return [c.strip() for c in line.strip("|").split("|")][column]
     raise AssertionError(f"no row {row_start!r} in the report")
@@ -80,25 +81,28 @@ def test_report_numbers_come_from_the_runs_files(finished):
     for row, name, model in (("| fine-tuned student, float32", "float", "finetune/best"),
                              ("| fine-tuned student, int8", "int8", "int8")):
         value = task[name]["metrics"][metric]
-        assert _number(report, row) == f"{100 * value:.1f}%"
+        assert _number(report, row, section="## Task") == f"{100 * value:.1f}%"
         again = evaluate(out / model, out / "task" / "dev.tsv",
                          TaskOptions("custom", labels=labels, max_seq_length=32),
                          out.parent / f"check-{name}", train_file=out / "task" / "train.tsv")
         assert again["metrics"][metric] == pytest.approx(value, abs=1e-9)
     base = task["float"]["baseline"][metric]
-    assert _number(report, "| majority baseline") == f"{100 * base:.1f}%"
+    assert _number(report, "| majority baseline", section="## Task") == f"{100 * base:.1f}%"
     # held-out MLM: the report's row = an independent evaluation of the saved student
     mlm = evaluate_mlm(out / "student" / "model",
                        DataOptions(max_seq_length=32, max_predictions_per_seq=10,
                                    batch_size=8, eval_batches=2))
-    assert _number(report, "| student (progressive)") == f"{mlm['mlm_loss']:.4f}"
+    assert _number(report, "| student (progressive)", section="## Held-out") == \
+        f"{mlm['mlm_loss']:.4f}"
     # stage seconds from quickstart.json, sizes from the weight files
     state = json.loads((out / "quickstart.json").read_text())
-    assert _number(report, "| teacher |", 2) == f"{state['stages']['teacher']['seconds']:.1f}"
+    assert _number(report, "| teacher |", 2, section="## Stages") == \
+        f"{state['stages']['teacher']['seconds']:.1f}"
     float_bytes = (out / "finetune" / "best" / "model.safetensors").stat().st_size
     int8_bytes = (out / "int8" / "model.safetensors").stat().st_size
     assert int8_bytes < float_bytes
-    assert _number(report, "| fine-tuned student, int8 |", 3) == f"{int8_bytes / 1e6:.2f} MB"
+    assert _number(report, "| fine-tuned student, int8 |", 3, section="## Models") == \
+        f"{int8_bytes / 1e6:.2f} MB"
     # the curves table reads metrics.jsonl
     first = json.loads((out / "teacher" / "metrics.jsonl").read_text().splitlines()[0])
     assert re.search(rf"\| loss \| {first['loss']:.4f} \|", report)
