@@ -23,6 +23,11 @@ def run_quickstart(output_dir: Path, settings: QuickstartSettings,
     output_dir = Path(output_dir)
     inputs = [*settings.corpus, *settings.eval_corpus, settings.train_file, settings.dev_file]
     existing = (output_dir / STATE_NAME).is_file() and not overwrite
+    if not existing and not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        held = ", ".join(sorted(p.name for p in output_dir.iterdir())[:3])
+        raise ValueError(f"output directory {output_dir} is not empty and holds no quickstart "
+                         f"run (it holds {held}); choose another --output-dir, or replace a "
+                         f"tinybert run there with --overwrite-output-dir")
     with open_run_directory(output_dir, resume=existing, overwrite=overwrite,
                             inputs=inputs) as run_dir:
         run = Run(output_dir, settings)
