@@ -8,7 +8,7 @@ from typing import Any
 from tinybert_core.quickstart import stages as S
 from tinybert_core.quickstart.pipeline import (DESCRIPTIONS, STAGES, STATE_NAME,
                                                Context, QuickstartSettings, Run, StageReporter)
-from tinybert_core.training.run_dir import open_run_directory
+from tinybert_core.training.run_dir import LOCK_NAME, open_run_directory
 
 
 def run_quickstart(output_dir: Path, settings: QuickstartSettings,
@@ -23,8 +23,10 @@ def run_quickstart(output_dir: Path, settings: QuickstartSettings,
     output_dir = Path(output_dir)
     inputs = [*settings.corpus, *settings.eval_corpus, settings.train_file, settings.dev_file]
     existing = (output_dir / STATE_NAME).is_file() and not overwrite
-    if not existing and not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
-        held = ", ".join(sorted(p.name for p in output_dir.iterdir())[:3])
+    others = sorted(p.name for p in output_dir.iterdir() if p.name != LOCK_NAME) \
+        if output_dir.is_dir() else []
+    if not existing and not overwrite and others:
+        held = ", ".join(others[:3])
         raise ValueError(f"output directory {output_dir} is not empty and holds no quickstart "
                          f"run (it holds {held}); choose another --output-dir, or replace a "
                          f"tinybert run there with --overwrite-output-dir")
