@@ -139,7 +139,8 @@ def _mlm_section(mlm: dict, st: dict) -> list[str]:
          f"| student ({st['student']['strategy']}) | {s['mlm_loss']:.4f} | "
          f"{_pct(s['mlm_accuracy'])} | {s['perplexity']:.1f} |"]
     if "unigram_loss" in s:
-        L.append(f"| unigram baseline (training-corpus token frequencies) | "
+        source = s.get("unigram_source", "the training corpus")
+        L.append(f"| unigram baseline (token frequencies of {source}) | "
                  f"{s['unigram_loss']:.4f} | {_pct(s['unigram_accuracy'])} | |")
         L += ["", f"Student vs unigram baseline: loss {s['mlm_loss'] - s['unigram_loss']:+.4f},"
                   f" accuracy {100 * (s['mlm_accuracy'] - s['unigram_accuracy']):+.1f} points; "
