@@ -51,8 +51,10 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The records of RUN_DIR/metrics.jsonl (a torn last line, from a killed run, skipped)."""
     path = Path(run_dir) / METRICS_NAME
     if not path.is_file():
-        raise ValueError(f"{run_dir}: no {METRICS_NAME}; a run directory of pretrain, distill "
-                         f"or finetune holds one")
+        inside = sorted(p.parent.name for p in Path(run_dir).glob(f"*/{METRICS_NAME}"))
+        hint = f" (its runs: {', '.join(inside)})" if inside else \
+            "; a run directory of pretrain, distill or finetune holds one"
+        raise ValueError(f"{run_dir}: no {METRICS_NAME}{hint}")
     records = []
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()

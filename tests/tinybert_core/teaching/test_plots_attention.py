@@ -40,7 +40,10 @@ def test_curves_stages_and_summary(tmp_path):
 
 
 def test_bad_metrics_files(tmp_path):
-    with pytest.raises(ValueError, match="no metrics.jsonl"):
+    with pytest.raises(ValueError, match="no metrics.jsonl; a run directory"):
+        plots.read_metrics(tmp_path)
+    _write_run(tmp_path / "teacher", RECORDS)
+    with pytest.raises(ValueError, match=r"no metrics.jsonl \(its runs: teacher\)"):
         plots.read_metrics(tmp_path)
     (tmp_path / "metrics.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(ValueError, match="line 2 is not JSON"):
