@@ -166,5 +166,5 @@ def attention_command(model_dir: Path, text: str, compare: Path | None, output: 
     click.echo(f"tokens: {' '.join(view.tokens)}")
     for r in rows:
         click.echo(f"layer {r['layer']}: feature-map MSE {r['feature_map_mse']:.4f}  "
-                   f"attention KL {r['attention_kl']:.4f}")
+                   f"attention KL {max(r['attention_kl'], 0.0):.4f}")  # KL >= 0; -0 is rounding
     click.echo(f"wrote {output}")

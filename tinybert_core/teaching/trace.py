@@ -113,6 +113,10 @@ def trace_model(model_dir: Path | None = None, config: str | Path | None = None,
     """Record one forward and backward of a block (`scope="layer"`) or the backbone."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if model_dir is not None and MobileBertConfig.from_pretrained(model_dir).extra.get(
+            "quantization_config"):
+        raise ValueError(f"{model_dir} is an int8 model, which runs inference only (int8 "
+                         f"weights have no gradient); trace its float original")
     backbone = load_backbone(model_dir, config, seed)
     backbone.eval()                      # no dropout: the graph shows the inference path too
     cfg = backbone.config
