@@ -76,3 +76,13 @@ def test_attention_compare(tmp_path):
     assert info["tokens"][0] == "[CLS]" and len(info["layers"]) > 0
     assert all(abs(r["feature_map_mse"]) < 1e-9 for r in info["layers"])
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trace_refuses_an_int8_model(tmp_path):
+    d = tmp_path / "int8"
+    d.mkdir()
+    config = json.loads((MOBILE / "config.json").read_text())
+    config["quantization_config"] = {"mode": "dynamic"}
+    (d / "config.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(trace_command, [str(d)])
+    assert result.exit_code == 1 and "is an int8 model" in result.output
