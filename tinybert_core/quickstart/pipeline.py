@@ -88,7 +88,7 @@ class QuickstartSettings:
     pd_steps: int = 240
     student_lr: float = 5e-3
     finetune_epochs: float = 3.0
-    finetune_lr: float = 3e-4
+    finetune_lr: float = 3e-3
     finetune_batch_size: int = 32
     max_train_examples: int | None = None
     latency_sentences: int = 32

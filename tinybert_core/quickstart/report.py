@@ -65,7 +65,9 @@ def _curves(run: Run, pictures: list[str] | None) -> list[str]:
         lines.append("")
         lines.append("| curve | first | last | best (step) |")
         lines.append("|---|---|---|---|")
-        for key in ["loss"] + [k for k in rows if k.startswith("eval_")]:
+        evals = [k for k in rows if k.startswith("eval_") and "top" not in k
+                 and "distinct" not in k and "unigram" not in k]
+        for key in ["loss"] + evals:
             if key in rows:
                 r = rows[key]
                 best = f"{r['max']:.4f}" if "loss" not in key else \
