@@ -91,13 +91,13 @@ class GradcheckReport:
 
     def max_error(self, kind: str = "abs") -> tuple[float | None, str]:
         """The largest absolute ("abs") or relative ("rel") error over every input, and where:
-        "input 1 at index (0, 2)"."""
+        "input 1 index (0, 2)"."""
         best, where = None, ""
         for r in self.inputs:
             value, at = (r.max_abs_error, r.max_abs_at) if kind == "abs" else (
                 r.max_rel_error, r.max_rel_at)
             if value is not None and (best is None or value > best):
-                best, where = value, f"{r.name} at {at}"
+                best, where = value, f"{r.name} {at}"
         return best, where
 
     def tolerances(self) -> str:
@@ -232,10 +232,12 @@ def analytic_gradients(fn: Callable[..., Tensor], args: list, checked: list, see
 def gradcheck_report(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
                      atol: float = 1e-6, rtol: float = 1e-5, mode: str = "auto",
                      max_elements: int = 256, directions: int = 3, params: Any = (),
-                     seed: int = 0, kink_retries: int = 0) -> GradcheckReport:
+                     seed: int = 0, kink_retries: int = 0,
+                     progress: Callable[[str], None] | None = None) -> GradcheckReport:
     """`gradcheck`'s measurements without the verdict: a `GradcheckReport` for every checked
-    input (see `gradcheck` for the arguments). A backward that returns a gradient of the wrong
-    shape is reported as a failure of the input it was meant for."""
+    input (see `gradcheck` for the arguments; `progress(name)` is called before each input is
+    checked). A backward that returns a gradient of the wrong shape is reported as a failure
+    of the input it was meant for."""
     if mode not in ("auto", "elementwise", "directional"):
         raise ValueError(f"gradcheck: mode must be auto, elementwise or directional, got {mode!r}")
     args, checked = prepare(inputs, params)
@@ -257,6 +259,8 @@ def gradcheck_report(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6,
 
     base = s_at() if kink_retries else None
     for name, t in checked:
+        if progress is not None:
+            progress(name)
         data = t.data
         use_elements = mode == "elementwise" or (mode == "auto" and t.size <= max_elements)
         try:
