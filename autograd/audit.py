@@ -199,12 +199,15 @@ def run_case(name: str, fn: Callable, inputs: list, reference_inputs: list | Non
 
 def audit_ops(seed: int = 0, device: Any = None, only: str | None = None,
               against: str | None = None,
-              progress: Callable[[int, int, str], None] | None = None) -> OpAudit:
+              progress: Callable[[int, str], None] | None = None) -> OpAudit:
     """Every case whose name contains `only` (all by default) on backend `device`, compared
     with NumPy when `device` is another backend and with PyTorch when against="torch".
-    Raises ValueError when no case matches; `progress(done, total, name)` before each case."""
+    Raises ValueError when no case matches; `progress(total, name)` as each case starts."""
     import backends
 
+    if against == "torch":
+        from autograd.torch_replay import import_torch
+        import_torch()                           # fail before the audit when it is absent
     name = backends.get_backend(device).name
     cases = [c for c in audit_cases(seed, device) if only is None or only in c[0]]
     if not cases:
@@ -213,9 +216,9 @@ def audit_ops(seed: int = 0, device: Any = None, only: str | None = None,
     if name != "numpy":
         reference = {c[0]: c[2] for c in audit_cases(seed, "numpy")}
     audit = OpAudit(name, against)
-    for i, (op, fn, inputs) in enumerate(cases):
+    for op, fn, inputs in cases:
         if progress is not None:
-            progress(i, len(cases), op)
+            progress(len(cases), op)
         audit.results.append(run_case(op, fn, inputs,
                                       None if reference is None else reference[op], against))
     return audit

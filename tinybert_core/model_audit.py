@@ -25,19 +25,25 @@ PyTorch and compared gradient by gradient.
 """
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from autograd import Tensor, no_grad
-from autograd.crosscheck import Agreement, compare_gradients, gradients
-from autograd.gradcheck import InputReport, gradcheck_report
+from autograd.crosscheck import compare_gradients, gradients
+from autograd.gradcheck import gradcheck_report
 from tinybert_core.config import MobileBertConfig
 from tinybert_core.distillation import losses as L
+from tinybert_core.model_audit_report import (
+    LossAudit,
+    ModelAuditReport,
+    ParamResult,
+    block_key,
+    block_of,
+)
 from tinybert_core.models.auto import model_class
 
 LOSSES = {
@@ -54,146 +60,7 @@ NEEDS_TEACHER = ("fmt", "at", "pd")
 # its own architecture (another seed): the losses only need matching widths, heads and vocab.
 TEACHERS = {"mobilebert": "ib-bert-large", "mobilebert-4l": "ib-bert-large",
             "mobilebert-tiny": "ib-bert-large", "mobilebert-small": "ib-bert-small"}
-BLOCK_ORDER = ["embedding", "input bottleneck", "attention", "stacked FFNs", "feed-forward",
-               "output bottleneck", "pooler", "heads"]
 ULPS = 32  # atol = ULPS units in the last place of the loss, over the step: the noise floor
-
-
-def block_of(name: str, config: MobileBertConfig) -> str:
-    """The paper's block a parameter belongs to ("layer 0: attention", "embedding", ...)."""
-    m = re.search(r"\.encoder\.layer\.(\d+)\.(.*)$", name)
-    if m is None:
-        if ".embeddings." in name:
-            return "embedding"
-        return "pooler" if ".pooler." in name else "heads"
-    layer, rest = m.groups()
-    if rest.startswith("bottleneck."):
-        part = "input bottleneck"
-    elif rest.startswith("output.bottleneck."):
-        part = "output bottleneck"
-    elif rest.startswith("attention."):
-        part = "attention"
-    else:                                           # intermediate, output, ffn.i
-        part = "stacked FFNs" if config.num_feedforward_networks > 1 else "feed-forward"
-    return f"layer {layer}: {part}"
-
-
-def _block_key(block: str) -> tuple:
-    m = re.match(r"layer (\d+): (.*)", block)
-    if m is None:
-        return (0 if block == "embedding" else 2, 0, BLOCK_ORDER.index(block))
-    return (1, int(m.group(1)), BLOCK_ORDER.index(m.group(2)))
-
-
-# --- the report ----------------------------------------------------------------------------------
-
-@dataclass
-class ParamResult:
-    name: str
-    block: str
-    check: InputReport                   # finite differences along random directions
-    vs_numpy: Agreement | None = None    # this backend's gradient against NumPy's
-    vs_torch: Agreement | None = None    # against the ops replayed in PyTorch
-
-    @property
-    def passed(self) -> bool:
-        return self.check.passed and all(a is None or a.passed
-                                          for a in (self.vs_numpy, self.vs_torch))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "block": self.block, "passed": self.passed,
-                **{k: v for k, v in self.check.to_dict().items() if k not in ("name", "passed")},
-                "vs_numpy": self.vs_numpy and self.vs_numpy.to_dict(),
-                "vs_torch": self.vs_torch and self.vs_torch.to_dict()}
-
-
-@dataclass
-class LossAudit:
-    loss: str
-    title: str
-    model: str                           # the class whose parameters were checked
-    value: float
-    atol: float
-    seconds: float
-    params: list[ParamResult] = field(default_factory=list)
-    output: dict[str, Agreement] = field(default_factory=dict)   # the loss value across checks
-
-    @property
-    def passed(self) -> bool:
-        return all(p.passed for p in self.params) and all(a.passed for a in self.output.values())
-
-    def worst(self, kind: str) -> tuple[float, str]:
-        best, where = -1.0, ""
-        for p in self.params:
-            value = p.check.max_abs_error if kind == "abs" else p.check.max_rel_error
-            if value is not None and value > best:
-                best, where = value, p.name
-        return best, where
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "title": self.title, "model": self.model,
-                "value": self.value, "atol": self.atol, "seconds": round(self.seconds, 2),
-                "passed": self.passed, "output": {k: a.to_dict() for k, a in self.output.items()},
-                "params": [p.to_dict() for p in self.params]}
-
-
-@dataclass
-class ModelAuditReport:
-    setup: dict[str, Any]
-    losses: list[LossAudit] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return all(a.passed for a in self.losses)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"setup": self.setup, "passed": self.passed, "seconds": round(self.seconds, 1),
-                "losses": [a.to_dict() for a in self.losses]}
-
-    def format(self) -> str:
-        """The setup, then per loss one line per parameter under its block."""
-        s, w = self.setup, self.setup["widths"]
-        lines = [f"gradient audit of {s['model']} ({s['model_type']}, {s['layers']} layers; "
-                 f"widths: embedding {w['embedding_size']}, hidden {w['hidden_size']}, "
-                 f"intra-block {w['intra_bottleneck_size']}, intermediate "
-                 f"{w['intermediate_size']} x {w['num_feedforward_networks']} FFN, "
-                 f"{w['num_attention_heads']} heads, vocab {w['vocab_size']})",
-                 f"float64 on {s['device']}, weights: {s['weights']}; batch {s['batch_size']} x "
-                 f"{s['max_seq_length']} tokens; teacher: {s['teacher'] or '-'}; "
-                 f"{s['directions']} random directions per parameter, eps {s['eps']}, rtol "
-                 f"{s['rtol']}, atol {s['atol']}; seed {s['seed']}"]
-        for a in self.losses:
-            bad = sum(not p.passed for p in a.params)
-            lines += ["", f"{a.title}: loss {a.value:.6g}, {len(a.params)} parameters of "
-                          f"{a.model}, {bad} failed (atol {a.atol:.1e}, {a.seconds:.1f} s)"]
-            lines += [f"  loss value {k.replace('_', ' ')}: |diff| {e.max_abs_diff:.1e}"
-                      for k, e in a.output.items()]
-            width = max(len(p.name) for p in a.params)
-            block = None
-            for p in a.params:
-                if p.block != block:
-                    block = p.block
-                    lines.append(f"  {block}")
-                lines.append(f"    {p.name:<{width}}  {_row(p)}")
-        lines += ["", f"{'passed' if self.passed else 'FAILED'}: "
-                      f"{sum(len(a.params) for a in self.losses)} parameter checks over "
-                      f"{len(self.losses)} losses in {self.seconds:.1f} s"]
-        return "\n".join(lines)
-
-
-def _row(p: ParamResult) -> str:
-    c = p.check
-    rel = "-" if c.max_rel_error is None else f"{c.max_rel_error:.1e}"
-    out = f"{str(c.shape):<13} abs {c.max_abs_error:.1e}  rel {rel:>7}"
-    if c.kinks:
-        out += f"  ({c.kinks} kinks dodged)"
-    for label, a in (("numpy", p.vs_numpy), ("torch", p.vs_torch)):
-        if a is not None:
-            out += f"  vs {label} {a.max_rel_diff:.0e}"
-    return out + ("  ok" if p.passed else f"  FAIL at {c.worst_at}: analytic {c.analytic:.6g} "
-                                          f"vs numeric {c.numeric:.6g}"
-                  if not c.passed else "  FAIL (backend or torch disagrees)")
 
 
 # --- building the models and the batch -----------------------------------------------------------
@@ -352,13 +219,13 @@ def audit_model(config: str | Path | MobileBertConfig | None = None,
                 teacher_config: str | Path | None = None, directions: int = 2, seed: int = 0,
                 device: str | None = None, against: str | None = None, eps: float = 1e-6,
                 rtol: float = 1e-5, kink_retries: int = 8,
-                progress: Callable[[str, str], None] | None = None) -> ModelAuditReport:
+                progress: Callable[[int, str], None] | None = None) -> ModelAuditReport:
     """Audit every parameter's gradient for every loss in `losses`; see the module docstring.
 
     Give a `config` (preset name, directory or MobileBertConfig) or a `model_dir`. `device`
     runs the audit on another backend and compares its gradients with NumPy's; `against=
-    "torch"` compares them with PyTorch's. `progress(loss, parameter)` is called before each
-    parameter is checked."""
+    "torch"` compares them with PyTorch's. `progress(total, "loss: parameter")` is called as
+    each of the `total` parameter checks starts."""
     start = time.perf_counter()
     if (config is None) == (model_dir is None):
         raise ValueError("audit_model: give a config or a model directory (one of them)")
@@ -368,6 +235,11 @@ def audit_model(config: str | Path | MobileBertConfig | None = None,
                          f"known: {', '.join(LOSSES)}")
     if batch_size < 1 or directions < 1:
         raise ValueError("batch_size and directions must be at least 1")
+    if against not in (None, "torch"):
+        raise ValueError(f"against must be None or 'torch', got {against!r}")
+    if against == "torch":
+        from autograd.torch_replay import import_torch
+        import_torch()                           # fail before the audit when it is absent
     cfg = load_config(model_dir if model_dir is not None else config, layers)
     if cfg.extra.get("quantization_config") is not None:
         raise ValueError(f"{model_dir}: an int8 model has no float gradients to audit; audit "
@@ -403,38 +275,56 @@ def audit_model(config: str | Path | MobileBertConfig | None = None,
 
     ours = plan(backend)
     reference = plan(None) if backend is not None else None
+    total = sum(len(_named(module, model)) for _, module, model in ours.values())
     for loss in losses:
         fn, module, model = ours[loss]
-        t0 = time.perf_counter()
-        named = _named(module, model)
-        with no_grad():
-            value = float(fn().item())
-        atol = ULPS * np.finfo(np.float64).eps * max(abs(value), 1.0) / eps
-        check = gradcheck_report(
-            fn, params=named, mode="directional", directions=directions, eps=eps, atol=atol,
-            rtol=rtol, seed=seed, kink_retries=kink_retries,
-            progress=None if progress is None else (lambda p, k=loss: progress(k, p)))
-        audit = LossAudit(loss, LOSSES[loss][0], type(module).__name__, value, atol, 0.0,
-                          [ParamResult(r.name, block_of(r.name, cfg), r) for r in check.inputs])
-        cross = {}
+        cross_fns = {}
         if reference is not None:
             rfn, rmodule, rmodel = reference[loss]
-            cross["vs_numpy"] = compare_gradients(
-                "numpy", gradients(fn, params=named, seed=seed),
-                gradients(rfn, params=_named(rmodule, rmodel), seed=seed))
+            cross_fns["vs_numpy"] = lambda named, rfn=rfn, rm=rmodule, rmo=rmodel: \
+                compare_gradients("numpy", gradients(fn, params=named, seed=seed),
+                                  gradients(rfn, params=_named(rm, rmo), seed=seed))
         if against == "torch":
             from autograd.crosscheck import against_torch
-            cross["vs_torch"] = against_torch(fn, params=named, seed=seed)
-        for key, result in cross.items():
-            audit.output[key] = result.entries[0]
-            by_name = {e.name: e for e in result.entries[1:]}
-            for p in audit.params:
-                setattr(p, key, by_name[p.name])
-        audit.params.sort(key=lambda p: _block_key(p.block))    # stable: HF order inside
-        audit.seconds = time.perf_counter() - t0
-        report.losses.append(audit)
+            cross_fns["vs_torch"] = lambda named, fn=fn: against_torch(fn, params=named,
+                                                                      seed=seed)
+        report.losses.append(audit_loss(
+            loss, fn, module, model, directions=directions, eps=eps, rtol=rtol, seed=seed,
+            kink_retries=kink_retries, cross_checks=cross_fns,
+            progress=None if progress is None else (lambda p, k=loss: progress(total,
+                                                                              f"{k}: {p}"))))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def audit_loss(loss: str, fn: Callable[[], Tensor], module: Any, model: Any, *,
+               directions: int = 2, eps: float = 1e-6, rtol: float = 1e-5, seed: int = 0,
+               kink_retries: int = 8, cross_checks: dict[str, Callable] | None = None,
+               progress: Callable[[str], None] | None = None) -> LossAudit:
+    """Check every parameter of `module` (the task `model` or its backbone) for the scalar
+    loss `fn()`, as `audit_model` does for each loss. atol is ULPS units in the last place of
+    the loss over the step: the rounding floor of a central difference. `cross_checks` maps
+    "vs_numpy" / "vs_torch" to functions of the named parameters returning a CrossCheck."""
+    t0 = time.perf_counter()
+    named = _named(module, model)
+    with no_grad():
+        value = float(fn().item())
+    atol = ULPS * np.finfo(np.float64).eps * max(abs(value), 1.0) / eps
+    check = gradcheck_report(fn, params=named, mode="directional", directions=directions,
+                             eps=eps, atol=atol, rtol=rtol, seed=seed,
+                             kink_retries=kink_retries, progress=progress)
+    audit = LossAudit(loss, LOSSES[loss][0], type(module).__name__, value, atol, 0.0,
+                      [ParamResult(r.name, block_of(r.name, model.config), r)
+                       for r in check.inputs])
+    for key, run in (cross_checks or {}).items():
+        result = run(named)
+        audit.output[key] = result.entries[0]
+        by_name = {e.name: e for e in result.entries[1:]}
+        for p in audit.params:
+            setattr(p, key, by_name[p.name])
+    audit.params.sort(key=lambda p: block_key(p.block))        # stable: HF order inside
+    audit.seconds = time.perf_counter() - t0
+    return audit
 
 
 def _widths(cfg: MobileBertConfig) -> dict[str, int]:
