@@ -5,6 +5,7 @@ An op subclasses `Function` and writes `forward(self, *arrays, **attrs) -> array
 `Op.apply(*tensors, **attrs)` checks that the inputs share a device (and, for most ops, a dtype),
 runs forward, and records the node only when some input needs a gradient and grad mode is on.
 Backward may skip inputs whose `self.needs_input_grad[i]` is False by returning None for them.
+`record_ops()` lists every op applied inside a block (for the PyTorch replay of gradcheck).
 
 Conventions (Chainer's and tinygrad's): `self.xp` is the array module and `self.be` the backend of
 the inputs; save only what backward needs, prefer outputs or recomputation; every binary op ends
