@@ -380,6 +380,36 @@ def _summarize(name: str, shape: tuple, mode: str, analytic: np.ndarray, numeric
     return r
 
 
+def kink_distance(fn: Callable[..., Tensor], *args: Any) -> float:
+    """How close fn(*args) runs to a point where it is not differentiable: the smallest
+    distance of any relu / abs input from 0 (relu6: from 0 and 6), or between the two largest
+    values a max reduces over. A finite difference with a step smaller than this (times how
+    fast the step moves those inputs) never straddles a kink; inf when fn has none."""
+    from autograd.function import record_ops
+    from autograd.ops import elementwise as E
+    from autograd.ops import reduce as R
+
+    with no_grad(), record_ops() as ops:
+        fn(*args)
+    best = math.inf
+    for op in ops:
+        x = op.inputs[0].numpy() if op.inputs else None
+        if x is None or not x.size:
+            continue
+        if op.op in (E.Relu, E.Abs):
+            best = min(best, float(np.abs(x).min()))
+        elif op.op is E.Relu6:
+            best = min(best, float(np.minimum(np.abs(x), np.abs(x - 6.0)).min()))
+        elif op.op is R.Max:
+            axes = R.normalize_axes(op.attrs.get("axis"), x.ndim)
+            rows = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+            rows = rows.reshape(-1, math.prod(x.shape[a] for a in axes) or 1)
+            if rows.shape[1] > 1:
+                top = -np.partition(-rows, 1, axis=1)[:, :2]
+                best = min(best, float((top[:, 0] - top[:, 1]).min()))
+    return best
+
+
 def _set(t: Tensor, host: np.ndarray, idx: tuple, value: float) -> Any:
     host[idx] = value
     return t.backend.asarray(host) if t.backend.xp is not np else host

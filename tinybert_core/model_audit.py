@@ -18,8 +18,13 @@ summed over every block, the paper's forms, through `layer_wise_transfer_loss`),
 "sequence_classification", "question_answering", "token_classification". FMT, AT and PD need a
 teacher: the teacher config's model (shrunk to the same depth) runs once, and its outputs are
 constants of the student's loss. Each parameter is checked along `directions` random unit
-directions with kinks dodged (autograd/gradcheck.py), and reported by name under the paper's
-block it belongs to (`block_of`). With `device` another backend runs the audit and its
+directions, and reported by name under the paper's block it belongs to (`block_of`).
+
+Kinks. A ReLU network has ~1e5 points where it is not differentiable; one relu input within a
+step of 0 spoils the central difference along almost any direction of every parameter upstream
+of it. So the batch is redrawn until no relu input lies within KINK_MARGIN of its kink
+(`kink_distance`), and a direction along which the loss still bends is redrawn (gradcheck's
+kink_retries). With `device` another backend runs the audit and its
 gradients are compared with NumPy's; with `against="torch"` the same ops are replayed in
 PyTorch and compared gradient by gradient.
 """
@@ -34,7 +39,7 @@ import numpy as np
 
 from autograd import Tensor, no_grad
 from autograd.crosscheck import compare_gradients, gradients
-from autograd.gradcheck import gradcheck_report
+from autograd.gradcheck import gradcheck_report, kink_distance
 from tinybert_core.config import MobileBertConfig
 from tinybert_core.distillation import losses as L
 from tinybert_core.model_audit_report import (
@@ -61,6 +66,10 @@ NEEDS_TEACHER = ("fmt", "at", "pd")
 TEACHERS = {"mobilebert": "ib-bert-large", "mobilebert-4l": "ib-bert-large",
             "mobilebert-tiny": "ib-bert-large", "mobilebert-small": "ib-bert-small"}
 ULPS = 32  # atol = ULPS units in the last place of the loss, over the step: the noise floor
+# The audit batch is redrawn (up to BATCH_TRIES seeds) until no relu input lies closer to its
+# kink than KINK_MARGIN, ten steps of eps: a ReLU network has ~1e5 of them, and one within a step
+# of 0 spoils the difference along almost every direction of every parameter upstream of it.
+KINK_MARGIN, BATCH_TRIES = 1e-5, 16
 
 
 # --- building the models and the batch -----------------------------------------------------------
@@ -253,7 +262,31 @@ def audit_model(config: str | Path | MobileBertConfig | None = None,
         teacher_cfg = teacher_cfg.replace(num_hidden_layers=cfg.num_hidden_layers)
         _check_teacher(cfg, teacher_cfg)
     backend = None if device in (None, "numpy") else device
-    batch = make_batch(cfg, batch_size, max_seq_length, seed)
+
+    def plan(dev: str | None) -> tuple[dict[str, Any], Any]:
+        models = build_models(cfg, needed, seed, model_dir, dev)
+        teacher = None
+        if teacher_cfg is not None:
+            teacher = build_models(teacher_cfg, ["pretraining"], seed + 1, None, dev)[
+                "pretraining"]
+        return models, teacher
+
+    def bind(models: dict[str, Any], teacher: Any, batch: AuditBatch) -> dict[str, tuple]:
+        fns = loss_functions(models, teacher, batch, list(losses))
+        return {k: (fn, module, models[LOSSES[k][1]]) for k, (fn, module) in fns.items()}
+
+    models, teacher = plan(backend)
+    batch_seed, margin, ours = seed, -1.0, {}
+    for k in range(BATCH_TRIES):                 # dodge kinks at the point (see KINK_MARGIN)
+        batch = make_batch(cfg, batch_size, max_seq_length, seed + k)
+        fns = bind(models, teacher, batch)
+        m = min(kink_distance(fn) for fn, _, _ in fns.values())
+        if m > margin:
+            batch_seed, margin, ours = seed + k, m, fns
+        if margin >= KINK_MARGIN:
+            break
+    batch = make_batch(cfg, batch_size, max_seq_length, batch_seed)
+    reference = bind(*plan(None), batch) if backend is not None else None
     setup = {"model": str(model_dir if model_dir is not None else (
                  config if isinstance(config, (str, Path)) else "config")),
              "model_type": cfg.model_type, "layers": cfg.num_hidden_layers,
@@ -261,20 +294,9 @@ def audit_model(config: str | Path | MobileBertConfig | None = None,
              "teacher": None if teacher_cfg is None else str(teacher_name or "the same config"),
              "device": device or "numpy", "against": against, "directions": directions,
              "eps": eps, "rtol": rtol, "atol": f"{ULPS} ulp(loss) / eps", "seed": seed,
+             "batch_seed": batch_seed, "kink_margin": margin,
              "weights": "model directory" if model_dir is not None else "audit point"}
     report = ModelAuditReport(setup)
-
-    def plan(dev: str | None) -> dict[str, tuple[Callable[[], Tensor], Any, Any]]:
-        models = build_models(cfg, needed, seed, model_dir, dev)
-        teacher = None
-        if teacher_cfg is not None:
-            teacher = build_models(teacher_cfg, ["pretraining"], seed + 1, None, dev)[
-                "pretraining"]
-        fns = loss_functions(models, teacher, batch, list(losses))
-        return {k: (fn, module, models[LOSSES[k][1]]) for k, (fn, module) in fns.items()}
-
-    ours = plan(backend)
-    reference = plan(None) if backend is not None else None
     total = sum(len(_named(module, model)) for _, module, model in ours.values())
     for loss in losses:
         fn, module, model = ours[loss]

@@ -124,7 +124,8 @@ class ModelAuditReport:
                  f"float64 on {s['device']}, weights: {s['weights']}; batch {s['batch_size']} x "
                  f"{s['max_seq_length']} tokens; teacher: {s['teacher'] or '-'}; "
                  f"{s['directions']} random directions per parameter, eps {s['eps']}, rtol "
-                 f"{s['rtol']}, atol {s['atol']}; seed {s['seed']}"]
+                 f"{s['rtol']}, atol {s['atol']}; seed {s['seed']}, batch seed "
+                 f"{s['batch_seed']}: no relu input within {s['kink_margin']:.1e} of its kink"]
         for a in self.losses:
             bad = sum(not p.passed for p in a.params)
             lines += ["", f"{a.title}: loss {a.value:.6g}, {len(a.params)} parameters of "

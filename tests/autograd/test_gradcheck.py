@@ -324,3 +324,13 @@ def test_dodging_kinks_does_not_hide_a_wrong_gradient():
     with pytest.raises(GradcheckError, match="param 0 of shape \\(64, 8\\) along random"):
         gradcheck(lambda: ReluOff.apply(F.linear(x, w)).sum(), params=[w], mode="directional",
                   kink_retries=5)
+
+
+def test_kink_distance_measures_how_close_a_function_runs_to_its_kinks():
+    from autograd.gradcheck import kink_distance
+    x = leaf([[-2.0, 0.3], [1.5, 5.9]])
+    assert kink_distance(lambda u: F.relu(u), x) == pytest.approx(0.3)
+    assert kink_distance(lambda u: F.relu6(u) + F.abs(u - 1.0), x) == pytest.approx(0.1)
+    assert kink_distance(lambda u: F.max(u, axis=1), x) == pytest.approx(2.3)
+    assert kink_distance(lambda u: F.max(u), leaf([1.0, 1.0])) == 0.0        # a tie
+    assert kink_distance(lambda u: F.exp(u) * u, x) == float("inf")

@@ -59,6 +59,8 @@ def test_every_parameter_of_every_loss_is_checked_and_grouped_by_block():
     assert "mobilebert.encoder.layer.1.ffn.2.output.LayerNorm.weight" in text
     data = report.to_dict()
     assert data["passed"] and data["setup"]["weights"] == "audit point"
+    # the batch was chosen so that no relu input sits within ten steps of its kink
+    assert data["setup"]["kink_margin"] >= 1e-5 and "no relu input within" in text
     assert data["losses"][0]["params"][0]["block"] == "embedding"
 
 
@@ -133,7 +135,8 @@ def _format_row(audit, name):
                                                          "num_attention_heads", "vocab_size")},
                                "device": "numpy", "weights": "w", "batch_size": 2,
                                "max_seq_length": 8, "teacher": None, "directions": 2,
-                               "eps": 1e-6, "rtol": 1e-5, "atol": "a", "seed": 0}, [audit])
+                               "eps": 1e-6, "rtol": 1e-5, "atol": "a", "seed": 0,
+                               "batch_seed": 0, "kink_margin": 1.0}, [audit])
     return next(line for line in report.format().splitlines() if name in line)
 
 
