@@ -1,5 +1,5 @@
 """`tinybert gradcheck`: audit gradients against finite differences — every built-in op, or a
-whole model for every loss it trains with (`--config` / `--model`)."""
+whole model for every loss it trains with (`--config NAME_OR_DIR` or a positional MODEL_DIR)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,8 @@ import click
 import backends
 from autograd.audit import audit_ops
 from autograd.torch_replay import TorchUnavailable
+from cli.errors import user_errors
+from cli.options import IN_DIR, POSITIVE, SEED, ConfigName, json_option
 from cli.progress import progress
 from tinybert_core.config import PRESETS
 from tinybert_core.model_audit import LOSSES, TEACHERS, audit_model
@@ -17,57 +19,56 @@ from tinybert_core.model_audit import LOSSES, TEACHERS, audit_model
 _MODEL_OPTIONS = {"layers": "--layers", "max_seq_length": "--max-seq-length",
                   "batch_size": "--batch-size", "losses": "--loss",
                   "teacher_config": "--teacher-config", "directions": "--directions"}
-_EPILOG = """Examples:
+_EPILOG = """Example: tinybert gradcheck --config mobilebert --layers 2
 
 \b
-  tinybert gradcheck                                  # every op, NumPy
+More examples:
+  tinybert gradcheck                                  # every built-in op, NumPy
   tinybert --backend numba gradcheck --json > ops.json
-  tinybert gradcheck --config mobilebert --layers 2   # MobileBERT, every loss
-  tinybert gradcheck --model runs/student/model --layers 2 --loss mlm+nsp --against torch
+  tinybert gradcheck runs/student/model --layers 2 --loss mlm+nsp --against torch
 """
 
 
 @click.command("gradcheck", epilog=_EPILOG)
-@click.option("--config", "config_name", default=None, metavar="NAME_OR_DIR",
-              help=f"Audit a whole model built from this preset ({', '.join(PRESETS)}) or "
-                   f"config directory, instead of the built-in ops.")
-@click.option("--model", "model_dir", default=None,
-              type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Audit a whole model loaded from this directory, at its own weights.")
-@click.option("--layers", type=click.IntRange(min=1), default=None,
+@click.argument("model_dir", type=IN_DIR, required=False, metavar="[MODEL_DIR]")
+@click.option("--config", "config_name", type=ConfigName(), default=None,
+              help=f"Audit a whole model built from this preset ({', '.join(PRESETS)}), model "
+                   f"directory or config.json, at an audit point, instead of the built-in ops "
+                   f"(MODEL_DIR audits a model at its own weights).")
+@click.option("--layers", type=POSITIVE, default=None,
               help="Model audit: keep only the first N blocks (every width is kept).  "
                    "[default: all]")
 @click.option("--max-seq-length", type=click.IntRange(min=4), default=16, show_default=True,
               help="Model audit: tokens per sequence of the audit batch.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--batch-size", type=POSITIVE, default=2, show_default=True,
               help="Model audit: sequences in the audit batch (the last one padded).")
 @click.option("--loss", "losses", multiple=True, type=click.Choice(list(LOSSES)),
               help="Model audit: check only this loss (repeatable).  [default: every loss]")
-@click.option("--teacher-config", default=None, metavar="NAME_OR_DIR",
+@click.option("--teacher-config", type=ConfigName(), default=None,
               help="Model audit: the teacher of FMT, AT and PD.  [default: the paper's teacher "
                    "of a student preset (" + ", ".join(f"{k} -> {v}" for k, v in
                                                        TEACHERS.items())
                    + "), else the model's own architecture]")
-@click.option("--directions", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--directions", type=POSITIVE, default=2, show_default=True,
               help="Model audit: random directions per parameter.")
 @click.option("--against", type=click.Choice(["torch"]), default=None,
               help="Also replay the same ops in PyTorch (if installed) and compare every "
                    "gradient with PyTorch's.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seed of the random inputs, weights and directions.")
 @click.option("--only", default=None, help="Op audit: only ops whose name contains this text.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def gradcheck(config_name: str | None, model_dir: Path | None, layers: int | None,
+@json_option("the report")
+def gradcheck(model_dir: Path | None, config_name: str | Path | None, layers: int | None,
               max_seq_length: int, batch_size: int, losses: tuple[str, ...],
               teacher_config: str | None, directions: int, against: str | None, seed: int,
               only: str | None, as_json: bool) -> None:
     """Gradient-check every differentiable op, or a whole model, in float64.
 
-    Without --config or --model, each built-in op runs on small random inputs that cover
+    Without --config or MODEL_DIR, each built-in op runs on small random inputs that cover
     broadcasting, multi-axis reductions, masks and ignored targets; backward's gradients are
     compared with central finite differences, and the report gives every case's largest
     absolute and relative error, where it occurred and the tolerances. With --config or
-    --model, the model (shrunk to --layers blocks, widths kept) is cast to float64 and every
+    MODEL_DIR, the model (shrunk to --layers blocks, widths kept) is cast to float64 and every
     parameter's gradient is checked along random directions for the MLM+NSP loss, the
     distillation losses (FMT, AT, PD, against a teacher) and the fine-tuning heads, listed by
     name under the paper's blocks. On a backend other than numpy (tinybert --backend numba
@@ -77,7 +78,7 @@ def gradcheck(config_name: str | None, model_dir: Path | None, layers: int | Non
     device = backends.default_backend_name()
     ctx = click.get_current_context()
     if config_name is not None and model_dir is not None:
-        raise click.BadParameter("give --config or --model, not both", param_hint="--config")
+        raise click.BadParameter("give --config or MODEL_DIR, not both", param_hint="--config")
     whole_model = config_name is not None or model_dir is not None
     if whole_model and only is not None:
         raise click.BadParameter("--only selects built-in ops; a model audit takes --loss",
@@ -87,10 +88,10 @@ def gradcheck(config_name: str | None, model_dir: Path | None, layers: int | Non
                  if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"{', '.join(given)} applies to a model audit: give "
-                                   f"--config NAME or --model DIR")
+                                   f"--config NAME_OR_DIR or MODEL_DIR")
     label = f"gradcheck on {device}"
     try:
-        with progress(None, label, unit="checks", describe=str) as bar:
+        with user_errors(), progress(None, label, unit="checks", describe=str) as bar:
             def step(total: int, item: str) -> None:
                 bar.update(1, item, total=total)
             if whole_model:
@@ -101,7 +102,7 @@ def gradcheck(config_name: str | None, model_dir: Path | None, layers: int | Non
                                      seed=seed, device=device, against=against, progress=step)
             else:
                 report = audit_ops(seed, device, only, against, progress=step)
-    except (TorchUnavailable, ValueError, OSError) as e:
+    except TorchUnavailable as e:                # an ImportError: not one of user_errors'
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.format())
     passed = report.passed if whole_model else not report.failed

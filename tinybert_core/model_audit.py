@@ -1,5 +1,6 @@
 """Whole-model gradient audits: every parameter of a MobileBERT, IB-BERT or BERT model, for
-every loss it trains with, against finite differences (`tinybert gradcheck --config/--model`).
+every loss it trains with, against finite differences (`tinybert gradcheck --config NAME` or
+`tinybert gradcheck MODEL_DIR`).
 
 The model comes from a preset or config (or a model directory), shrunk to `layers` blocks when
 asked (every width kept), cast to float64 and put in eval mode: a gradient check needs a
@@ -30,6 +31,7 @@ PyTorch and compared gradient by gradient.
 """
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,7 @@ ULPS = 32  # atol = ULPS units in the last place of the loss, over the step: the
 # kink than KINK_MARGIN, ten steps of eps: a ReLU network has ~1e5 of them, and one within a step
 # of 0 spoils the difference along almost every direction of every parameter upstream of it.
 KINK_MARGIN, BATCH_TRIES = 1e-5, 16
+_LAYER = re.compile(r"encoder\.layer\.(\d+)\.")
 
 
 # --- building the models and the batch -----------------------------------------------------------
@@ -149,7 +152,7 @@ def build_models(config: MobileBertConfig, tasks: list[str], seed: int,
     for task in dict.fromkeys(tasks):
         cls = model_class(config, task)
         if model_dir is not None:
-            model = cls.from_pretrained(model_dir, config=config, seed=seed, dtype=np.float64)
+            model = _load_shrunk(cls, model_dir, config, seed)
         else:
             model = cls(config, seed=seed).to(dtype=np.float64)
             audit_point(model, seed)
@@ -160,6 +163,21 @@ def build_models(config: MobileBertConfig, tasks: list[str], seed: int,
         model.eval()
         models[task] = model.to(device) if device is not None else model
     return models
+
+
+def _load_shrunk(cls: Any, model_dir: str | Path, config: MobileBertConfig, seed: int) -> Any:
+    """`model_dir`'s model in float64, keeping its first config.num_hidden_layers blocks. The
+    loader refuses a checkpoint deeper than its config (the wrong config, for any other
+    caller), so the whole model is loaded, checked as usual, and its first blocks copied."""
+    full = MobileBertConfig.from_pretrained(model_dir)
+    if full.num_hidden_layers == config.num_hidden_layers:
+        return cls.from_pretrained(model_dir, config=config, seed=seed, dtype=np.float64)
+    whole = cls.from_pretrained(model_dir, config=full, seed=seed)
+    model = cls(config, seed=seed)
+    kept = {k: v for k, v in whole.state_dict().items()
+            if (m := _LAYER.search(k)) is None or int(m.group(1)) < config.num_hidden_layers}
+    model.load_hf_state_dict(kept, strict=True, source=str(model_dir))
+    return model.to(dtype=np.float64)
 
 
 def _check_teacher(student: MobileBertConfig, teacher: MobileBertConfig) -> None:

@@ -84,7 +84,7 @@ def test_gradcheck_a_whole_model_as_json(tmp_path):
     d = _tiny_config(tmp_path)
     MobileBertForPreTraining(MobileBertConfig.from_pretrained(d), seed=0).save_pretrained(
         tmp_path / "model")
-    result = CliRunner().invoke(tinybert, ["gradcheck", "--model", str(tmp_path / "model"),
+    result = CliRunner().invoke(tinybert, ["gradcheck", str(tmp_path / "model"),
                                            "--layers", "1", "--max-seq-length", "6", "--loss",
                                            "fmt", "--json", "--directions", "1"])
     assert result.exit_code == 0, result.output
@@ -99,13 +99,12 @@ def test_gradcheck_option_mistakes_are_one_line_errors(tmp_path, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(tinybert, ["gradcheck", "--layers", "2"])
     assert result.exit_code == 2 and "--layers applies to a model audit" in result.output
-    result = runner.invoke(tinybert, ["gradcheck", "--config", "mobilebert", "--model",
-                                      str(tmp_path)])
-    assert result.exit_code == 2 and "give --config or --model, not both" in result.output
+    result = runner.invoke(tinybert, ["gradcheck", str(tmp_path), "--config", "mobilebert"])
+    assert result.exit_code == 2 and "give --config or MODEL_DIR, not both" in result.output
     result = runner.invoke(tinybert, ["gradcheck", "--config", "mobilebert", "--only", "add"])
     assert result.exit_code == 2 and "a model audit takes --loss" in result.output
     result = runner.invoke(tinybert, ["gradcheck", "--config", "no-such-preset"])
-    assert result.exit_code == 1 and "neither a preset" in result.output
+    assert result.exit_code == 2 and "neither a preset" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(tinybert, ["gradcheck", "--config", str(_tiny_config(tmp_path)),
                                       "--max-seq-length", "40", "--loss", "mlm+nsp"])
