@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import Phase
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import autograd.functional as F
 from autograd import Function, GradcheckError
@@ -61,8 +63,17 @@ class GateOffByAFactor(Gate):
         return unbroadcast(g, shape) * 1.001
 
 
+class GateOffByAFactorOnA(Gate):
+    """Mutation: a's gradient 0.1% too large (the report must follow: input 0)."""
+
+    def grad_a(self, g, shape):
+        return unbroadcast(g, shape) * 1.001
+
+
 def _unbroadcast_mirrored(g, shape):
-    """The bug: each broadcast (size-1) axis is summed at its mirror position instead."""
+    """The bug: each broadcast (size-1) axis is summed at its mirror position instead, and the
+    sum reshaped to fit. On square axes the shape comes out right and only the values are
+    wrong, the case a shape check cannot see; elsewhere the reshape itself fails."""
     lead = g.ndim - len(shape)
     g = g.sum(axis=tuple(range(lead))) if lead else g
     axes = tuple(len(shape) - 1 - i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
@@ -104,6 +115,14 @@ def test_the_correct_op_passes_on_the_seeded_inputs():
 
 # --- seeded mutations fail, naming the input and the index ---------------------------------------
 
+def test_a_wrong_gradient_of_the_other_input_names_that_input():
+    with pytest.raises(GradcheckError, match=r"gradcheck failed for input 0 of shape \(3, 3\) "
+                                             r"at index \(\d, \d\): analytic") as info:
+        assert_gradients(GateOffByAFactorOnA.apply, *seeded_inputs())
+    a, b = info.value.report.inputs
+    assert not a.passed and b.passed and a.failures == 9
+
+
 @pytest.mark.parametrize("mutant", [GateOffByAFactor, GateSwappedAxis])
 def test_a_wrong_gradient_fails_with_the_input_and_the_index(mutant):
     with pytest.raises(GradcheckError, match=r"gradcheck failed for input 1 of shape \(3, 1\) "
@@ -130,12 +149,37 @@ def test_a_missing_unbroadcast_fails_naming_the_input_and_both_shapes():
     assert (b.name, b.shape, b.grad_shape) == ("input 1", (3, 1), (3, 3))
 
 
-@pytest.mark.parametrize("mutant", [GateOffByAFactor, GateMissingUnbroadcast])
-def test_check_op_finds_the_mutation_over_drawn_shapes(mutant):
+_SHAPE = r"\([\d, ]*\)"
+
+
+@st.composite
+def square_broadcasts(draw):
+    """(a's shape, b's shape): b broadcasts along one of the two square axes of a, so a
+    gradient summed over the wrong one still has b's shape."""
+    n = draw(st.integers(2, 4))
+    lead = draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=3))
+    return (*lead, n, n), draw(st.sampled_from([(n, 1), (1, n)]))
+
+
+@pytest.mark.parametrize("mutant, shapes, found", [
+    (GateOffByAFactor, binary_shapes, rf"input 1 of shape {_SHAPE} at index {_SHAPE}: analytic"),
+    (GateOffByAFactorOnA, binary_shapes,
+     rf"input 0 of shape {_SHAPE} at index {_SHAPE}: analytic"),
+    (GateSwappedAxis, square_broadcasts(),
+     rf"input 1 of shape \((\d, 1|1, \d)\) at index {_SHAPE}: analytic"),
+    (GateMissingUnbroadcast, binary_shapes,
+     rf"input 1 of shape {_SHAPE}: GateMissingUnbroadcast.backward returned a gradient of "
+     rf"shape {_SHAPE}"),
+], ids=["factor-on-b", "factor-on-a", "swapped-axis", "missing-unbroadcast"])
+def test_check_op_finds_the_mutation_over_drawn_shapes(mutant, shapes, found):
     with pytest.raises(GradcheckError, match=r"check_op on backend numpy, input shapes .*"
-                                             r"input 1 of shape"):
-        check_op(mutant.apply, gate_expected, binary_shapes, backends=["numpy"],
+                                             + found):
+        check_op(mutant.apply, gate_expected, shapes, backends=["numpy"],
                  settings={"phases": [Phase.generate]})             # found; no need to shrink
+
+
+def test_the_correct_op_passes_where_the_swapped_axis_mutant_fails():
+    check_op(Gate.apply, gate_expected, square_broadcasts(), backends=["numpy"])
 
 
 def test_mutations_of_a_model_sized_input_fail_along_a_direction():
