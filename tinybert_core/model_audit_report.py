@@ -9,6 +9,8 @@ pooler and the heads.
 """
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +112,10 @@ class ModelAuditReport:
         return all(a.passed for a in self.losses)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"setup": self.setup, "passed": self.passed, "seconds": round(self.seconds, 1),
+        margin = self.setup.get("kink_margin")                # inf without relus: not JSON
+        setup = {**self.setup, "kink_margin": margin if margin is None or math.isfinite(margin)
+                 else None}
+        return {"setup": setup, "passed": self.passed, "seconds": round(self.seconds, 1),
                 "losses": [a.to_dict() for a in self.losses]}
 
     def format(self) -> str:
@@ -125,7 +130,9 @@ class ModelAuditReport:
                  f"{s['max_seq_length']} tokens; teacher: {s['teacher'] or '-'}; "
                  f"{s['directions']} random directions per parameter, eps {s['eps']}, rtol "
                  f"{s['rtol']}, atol {s['atol']}; seed {s['seed']}, batch seed "
-                 f"{s['batch_seed']}: no relu input within {s['kink_margin']:.1e} of its kink"]
+                 f"{s['batch_seed']}: " + (f"no relu input within {s['kink_margin']:.1e} of "
+                                           f"its kink" if math.isfinite(s["kink_margin"])
+                                           else "no relu in the model, no kinks")]
         for a in self.losses:
             bad = sum(not p.passed for p in a.params)
             lines += ["", f"{a.title}: loss {a.value:.6g}, {len(a.params)} parameters of "

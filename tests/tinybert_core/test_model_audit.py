@@ -4,6 +4,8 @@ the model is caught and named; other backends and PyTorch agree; bad requests ar
 errors. Tiny widths keep it fast; the full-width runs are the slow test and docs/auditing.md."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,9 @@ def test_teachers_and_plain_bert_pass_too(name):
     assert report.passed, report.format()
     blocks = {p.block for p in report.losses[0].params}
     assert "layer 0: feed-forward" in blocks and "layer 0: stacked FFNs" not in blocks
+    # GELU, no relu: nothing to dodge, said in words, and the JSON stays strict
+    assert "no relu in the model, no kinks" in report.format()
+    json.loads(json.dumps(report.to_dict(), allow_nan=False))
 
 
 def test_block_names_follow_the_paper():
