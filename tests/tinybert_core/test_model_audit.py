@@ -1,7 +1,8 @@
 """Whole-model gradient audits (tinybert_core/model_audit.py): every parameter of a small
 MobileBERT / IB-BERT / BERT for every loss, grouped by the paper's blocks; a mutated op inside
 the model is caught and named; other backends and PyTorch agree; bad requests are one-line
-errors. Tiny widths keep it fast; the full-width runs are the slow test and docs/auditing.md."""
+errors. Tiny widths keep it fast; the full-width runs are the slow test at the end and
+docs/auditing.md."""
 from __future__ import annotations
 
 import json
@@ -208,3 +209,18 @@ def test_the_audit_batch_covers_padding_and_ignored_labels():
                                                    == -100).all()
     assert b.masked_positions.max() < 6 and set(np.unique(b.token_type_ids)) == {0, 1}
     assert F is not None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, layers, losses", [
+    ("mobilebert", 2, tuple(LOSSES)),                            # every loss, ib-bert-large teacher
+    ("ib-bert-small", 1, ("mlm+nsp", "pd", "sequence_classification")),
+])
+def test_full_width_audits_pass(name, layers, losses):
+    """The audits of docs/auditing.md at every width of the preset (one direction, to fit CI)."""
+    report = audit_model(name, layers=layers, losses=losses, directions=1)
+    assert report.passed, report.format()
+    assert report.setup["widths"]["vocab_size"] == 30522 and report.setup["layers"] == layers
+    names = {p.name for a in report.losses for p in a.params}
+    assert "mobilebert.embeddings.word_embeddings.weight" in names
+    assert f"mobilebert.encoder.layer.{layers - 1}.output.bottleneck.LayerNorm.weight" in names
