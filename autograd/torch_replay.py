@@ -131,8 +131,8 @@ RULES: dict[type, Callable] = {
     N.NoNorm: _no_norm,
     N.Gelu: lambda torch, x, approximate=False: torch.nn.functional.gelu(
         x, approximate="tanh" if approximate else "none"),
-    N.Embedding: lambda torch, w, ids, name="ids": torch.nn.functional.embedding(
-        torch.as_tensor(np.asarray(ids)).long(), w),
+    N.Embedding: lambda torch, w, ids, name="ids", padding_idx=None: torch.nn.functional.embedding(
+        torch.as_tensor(np.asarray(ids)).long(), w, padding_idx=padding_idx),
     N.Dropout: lambda torch, x, mask: x * torch.as_tensor(np.asarray(mask), dtype=x.dtype),
     R.Sum: _reduce("sum"),
     R.Mean: _reduce("mean"),
