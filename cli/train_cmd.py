@@ -87,6 +87,9 @@ def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict])
                f"{last['tokens_per_s']:.0f} tok/s"
         if "eval_mlm_loss" in last:
             text += f" eval {last['eval_mlm_loss']:.3f}/{last['eval_mlm_accuracy']:.3f}"
+            if "eval_unigram_loss" in last:
+                text += f" (unigram {last['eval_unigram_loss']:.3f}/" \
+                        f"{last['eval_unigram_accuracy']:.3f})"
         return text
 
     with click.progressbar(length=total, label=label, item_show_func=show,
@@ -101,6 +104,35 @@ def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict])
             raise click.ClickException(str(e)) from e
 
 
+def describe_eval(e: dict[str, Any]) -> list[str]:
+    """Plain lines for an `evaluate_mlm` result: the model, the unigram baseline on the same
+    masked positions, whether the model beats it, and a collapse warning."""
+    top = e.get("top_prediction_token", e["top_prediction"])
+    lines = [f"held-out MLM loss {e['mlm_loss']:.4f}, accuracy {e['mlm_accuracy']:.4f} "
+             f"({e['predictions']} masked predictions; {e['distinct_predictions']} distinct "
+             f"tokens predicted, the most frequent {top!r} {e['top_prediction_share']:.1%})"]
+    if "unigram_loss" in e:
+        lines.append(f"unigram baseline (training-text token frequencies, same positions): "
+                     f"loss {e['unigram_loss']:.4f}, accuracy {e['unigram_accuracy']:.4f} "
+                     f"(always {e.get('unigram_top_token', e['unigram_top_id'])!r})")
+        gain = e["mlm_accuracy"] / e["unigram_accuracy"] if e["unigram_accuracy"] else float("inf")
+        if e["beats_unigram"]:
+            lines.append(f"the model beats the baseline: loss "
+                         f"{e['unigram_loss'] - e['mlm_loss']:.3f} nats lower, accuracy "
+                         f"{gain:.2f}x")
+        else:
+            lines.append(f"the model does NOT beat the unigram baseline (loss {e['mlm_loss']:.3f}"
+                         f" vs {e['unigram_loss']:.3f}, accuracy {e['mlm_accuracy']:.4f} vs "
+                         f"{e['unigram_accuracy']:.4f}): it has learned no more than token "
+                         f"frequencies; train longer or with a larger --lr")
+    else:
+        lines.append("no unigram baseline: the training text is unknown (pass --corpus "
+                     "TRAINING_TEXT)")
+    if e["collapsed"]:
+        lines.append(f"the model has collapsed: it predicts {top!r} at every masked position")
+    return lines
+
+
 def _report(summary: dict, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -108,9 +140,11 @@ def _report(summary: dict, as_json: bool) -> None:
     click.echo(f"trained {summary['steps']}/{summary['total_steps']} steps; checkpoint "
                f"{summary['checkpoint']}")
     if summary.get("eval"):
-        e = summary["eval"]
-        click.echo(f"held-out MLM loss {e['mlm_loss']:.4f}, accuracy {e['mlm_accuracy']:.4f} "
-                   f"({e['predictions']} predictions)")
+        for line in describe_eval(summary["eval"]):
+            click.echo(line)
+    else:
+        click.echo("no held-out evaluation: pass --eval-corpus FILE to see the held-out loss "
+                   "next to the unigram baseline")
     if summary.get("model_dir"):
         click.echo(f"model saved to {summary['model_dir']}")
 
@@ -191,16 +225,25 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate_mlm_command(model_dir: Path, as_json: bool, **kw: Any) -> None:
-    """Report a pre-training model's held-out masked-LM loss, accuracy and perplexity."""
+    """Report a pre-training model's held-out masked-LM loss, accuracy and perplexity.
+
+    Next to them: the unigram baseline on the same masked positions (predicting the training
+    text's token frequencies, add-one smoothed; accuracy of always predicting its most frequent
+    token), from --corpus if given, else the counts saved with the model, else the embedded
+    corpus's training split when evaluating on the embedded corpus. Says plainly when the model
+    does not beat it, and when it predicts one token everywhere (collapsed).
+    """
     try:
         result = recipes.evaluate(model_dir, _data(kw))
     except _USER_ERRORS as e:
         raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(result, indent=2))
-    else:
-        click.echo(f"MLM loss {result['mlm_loss']:.4f}  accuracy {result['mlm_accuracy']:.4f}  "
-                   f"perplexity {result['perplexity']:.1f}  ({result['predictions']} predictions)")
+        return
+    for line in describe_eval(result):
+        click.echo(line)
+    click.echo(f"perplexity {result['perplexity']:.1f}" + (
+        f"; baseline counts from {result['unigram_source']}" if result["unigram_source"] else ""))
 
 
 @click.command("vocab", epilog="Example: tinybert vocab --corpus book.txt --vocab-size 8000 "

@@ -22,6 +22,7 @@ from autograd import optim
 from autograd.serialization import atomic_write_text
 from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
+from tinybert_core.evaluation.baselines import UNIGRAM_FILE, UnigramBaseline
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.step import TrainingDiverged, optimizer_step
 
@@ -88,14 +89,17 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, baseline: UnigramBaseline | None = None
+          ) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
     step, enter the step's stage when it changes, take one `optimizer_step` (step.py), and
     log, evaluate and save as due; at the end, write the model directory.
     `stop_after` ends this call after that global step (as if the run were killed there; a
-    checkpoint is written), which is how the resume test interrupts a run.
+    checkpoint is written), which is how the resume test interrupts a run. `baseline`, the
+    training corpus's unigram counts, is scored next to every evaluation and saved with the
+    model.
     Returns a summary with the final evaluation and the output paths.
     """
     plan = plan_stages(args, student, teacher)
@@ -111,7 +115,7 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
             record = train_step(student, teacher, run, stage, batches, args)
             run.step += 1
             if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
-                last_eval = evaluate_mlm(student, eval_batches)
+                last_eval = evaluate_mlm(student, eval_batches, baseline)
                 record.update({f"eval_{k}": v for k, v in last_eval.items()})
             log(record)
             if on_step is not None:
@@ -125,6 +129,8 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
         student.save_pretrained(model_dir, tokenizer=tokenizer)
+        if baseline is not None:
+            baseline.save(model_dir / UNIGRAM_FILE)
         summary["model_dir"] = str(model_dir)
     return summary
 
