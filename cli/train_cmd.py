@@ -12,10 +12,12 @@ import click
 from autograd.serialization import CheckpointError
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
+from tinybert_core.training.loop import TrainingArguments
 from tinybert_core.training.step import TrainingDiverged
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 _IN_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
+_DEFAULTS = TrainingArguments  # the library's defaults are the CLI's, defined once
 _USER_ERRORS = (ValueError, FileNotFoundError, CheckpointError, TrainingDiverged)
 
 
@@ -48,13 +50,14 @@ def train_options(fn: Callable) -> Callable:
         click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False),
                      default=Path("runs") / fn.__name__.replace("_command", ""),
                      show_default=True, help="Checkpoints, metrics.jsonl and the final model/."),
-        click.option("--lr", default=1e-3, show_default=True, help="LAMB learning rate."),
-        click.option("--warmup", default=0.1, show_default=True,
+        click.option("--lr", default=_DEFAULTS.learning_rate, show_default=True,
+                     help="LAMB learning rate."),
+        click.option("--warmup", default=_DEFAULTS.warmup_proportion, show_default=True,
                      help="Warm-up fraction of each decaying stage."),
-        click.option("--grad-accum", default=1, show_default=True,
-                     help="Micro-batches per optimizer step."),
-        click.option("--eval-every", default=100, show_default=True),
-        click.option("--save-every", default=100, show_default=True),
+        click.option("--grad-accum", default=_DEFAULTS.gradient_accumulation_steps,
+                     show_default=True, help="Micro-batches per optimizer step."),
+        click.option("--eval-every", default=_DEFAULTS.eval_every, show_default=True),
+        click.option("--save-every", default=_DEFAULTS.save_every, show_default=True),
         click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz."),
     ]
     for option in reversed(options):
@@ -153,7 +156,7 @@ def _report(summary: dict, as_json: bool) -> None:
                "--corpus sotu-train.txt --eval-corpus sotu-valid.txt --output-dir runs/teacher")
 @click.option("--config", "config", default="mobilebert-small", show_default=True,
               help="Preset name or config directory (teacher or student).")
-@click.option("--steps", default=200, show_default=True)
+@click.option("--steps", default=_DEFAULTS.pd_steps, show_default=True)
 @data_options
 @train_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -1,0 +1,48 @@
+"""Runs that learn (issue 9): a short pre-training run on real text beats the unigram baseline
+by a stated margin, and does not show the collapse the issue reported (one token predicted
+everywhere, the same accuracy at every evaluation).
+
+The text is the embedded default corpus (docstrings of Python's standard library), so the test
+needs nothing from ../shared. The numbers in the comments were measured on Python 3.11.
+"""
+from __future__ import annotations
+
+import json
+
+from learning import assert_learned
+
+from tinybert_core import MobileBertConfig, recipes
+
+# Measured: 5.84 vs unigram 6.28 (0.44 nats), accuracy 0.100 vs 0.037 (2.7x), in about 20 s on
+# 2 cores. The assertions leave room for another Python version's slightly different corpus.
+MIN_LOSS_MARGIN = 0.25        # nats below the unigram baseline
+MIN_ACCURACY_RATIO = 1.8      # times the most-frequent-token accuracy
+
+
+def short_run(tmp_path, steps: int, lr: float) -> dict:
+    """A 2-layer, width-64 MobileBERT, batch 8 x 64 tokens, on the embedded corpus; three
+    evaluations on 10 held-out batches."""
+    config = MobileBertConfig.from_pretrained(
+        "mobilebert-small", hidden_size=64, embedding_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intra_bottleneck_size=16, intermediate_size=64,
+        max_position_embeddings=64)
+    config.to_json(tmp_path / "config.json")
+    data = recipes.DataOptions(batch_size=8, max_seq_length=64, max_predictions_per_seq=10,
+                               eval_batches=10, cache_dir=tmp_path / "cache")
+    return recipes.pretrain(tmp_path / "config.json", tmp_path / "run", data,
+                            dict(pd_steps=steps, learning_rate=lr, eval_every=steps // 3,
+                                 save_every=10**6))
+
+
+def test_a_short_run_on_the_embedded_corpus_beats_the_unigram_baseline(tmp_path):
+    summary = short_run(tmp_path, steps=600, lr=2e-2)
+    records = [json.loads(line)
+               for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert_learned(records, summary["eval"], MIN_LOSS_MARGIN, MIN_ACCURACY_RATIO)
+
+
+def test_the_old_default_learning_rate_stays_at_the_baseline(tmp_path):
+    """The other side of the same claim (learning-diagnosis): at LAMB 1e-3 the same short run
+    does not get past the unigram baseline, and the evaluation says so."""
+    summary = short_run(tmp_path, steps=200, lr=1e-3)
+    assert not summary["eval"]["beats_unigram"]
