@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 import backends
 from autograd.audit import audit_cases, run_case
+from cli.options import SEED, json_option
+from cli.progress import progress
 
 
 @click.command("gradcheck",
                epilog="Example: tinybert --backend numba gradcheck --json > audit.json")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random test inputs.")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="Seed of the random test inputs.")
 @click.option("--only", default=None, help="Audit only ops whose name contains this text.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("the results")
 def gradcheck(seed: int, only: str | None, as_json: bool) -> None:
     """Gradient-check every differentiable op in float64.
 
@@ -27,10 +29,10 @@ def gradcheck(seed: int, only: str | None, as_json: bool) -> None:
     if not cases:
         raise click.ClickException(f"no op name contains {only!r}")
     results = []
-    with click.progressbar(cases, label=f"gradcheck on {device}", file=sys.stderr,
-                           item_show_func=lambda c: c[0] if c else "") as bar:
-        for case in bar:
+    with progress(len(cases), f"gradcheck on {device}", unit="ops", describe=str) as bar:
+        for case in cases:
             results.append(run_case(*case))
+            bar.update(1, case[0])
     failed = [r for r in results if not r.passed]
     if as_json:
         click.echo(json.dumps({"backend": device, "passed": len(results) - len(failed),

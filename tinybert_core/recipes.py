@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from tinybert_core.config import MobileBertConfig
+from tinybert_core.config import PRESETS, MobileBertConfig
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
@@ -22,6 +22,7 @@ from tinybert_core.data.corpus import tokenize_corpus
 from tinybert_core.evaluation.baselines import UNIGRAM_FILE, UnigramBaseline, unigram_baseline
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.loop import TrainingArguments, train
+from tinybert_core.training.run_dir import open_run_directory
 
 DEFAULT_VOCAB_SIZE = 8000
 
@@ -36,6 +37,7 @@ class DataOptions:
     batch_size: int = 8
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
+    mlm_probability: float = 0.15              # share of tokens masked (BERT's masked_lm_prob)
     whole_word_mask: bool = False
     eval_batches: int = 20
     cache_dir: Path | None = None
@@ -43,14 +45,19 @@ class DataOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | None = None
+def resolve_tokenizer(data: DataOptions, output_dir: Path | None, teacher_dir: Path | None = None
                       ) -> BertTokenizer:
     """The vocabulary, in order of preference: --vocab, the teacher's, the default corpus's
-    cached one, or a new one trained on the user's corpus (saved in the output directory)."""
+    cached one, or a new one trained on the user's corpus and saved in `output_dir` (a run
+    directory the caller holds; None when the caller writes nothing, such as evaluate)."""
     if data.vocab is not None:
         return BertTokenizer(data.vocab)
     if teacher_dir is not None and (Path(teacher_dir) / "vocab.txt").is_file():
         return BertTokenizer.from_pretrained(teacher_dir)
+    if output_dir is None:
+        where = f"{teacher_dir} has no vocab.txt" if teacher_dir else "no vocabulary given"
+        raise ValueError(f"{where}; pass the vocabulary the model was trained with "
+                         f"(--vocab FILE)")
     if data.corpus is None:
         from tinybert_core.data.default_corpus import default_vocab_path
         return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
@@ -82,7 +89,8 @@ def _data(data: DataOptions, tokenizer: BertTokenizer
     corpus's unigram baseline."""
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
-              whole_word_mask=data.whole_word_mask, cache_dir=data.cache_dir)
+              masked_lm_prob=data.mlm_probability, whole_word_mask=data.whole_word_mask,
+              cache_dir=data.cache_dir)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
                                        **kw)
     baseline = unigram_baseline(batches.dataset.corpus)
@@ -106,51 +114,76 @@ def name_tokens(result: dict[str, Any], tokenizer: BertTokenizer) -> dict[str, A
     return out
 
 
+def _inputs(data: DataOptions, *more: Any) -> list[Any]:
+    """Every file and directory a run reads, for `open_run_directory`'s input check."""
+    return [*(data.corpus or ()), *(data.eval_corpus or ()), data.vocab, *more]
+
+
+def _counted(batches: list[Any], on_batch: Callable[[int, int], None]) -> Iterator[Any]:
+    for i, batch in enumerate(batches, start=1):
+        yield batch
+        on_batch(i, len(batches))
+
+
 def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
              on_step: Callable[[dict], None] | None = None, resume: bool = False,
-             seed: int = 0) -> dict[str, Any]:
-    """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP."""
+             seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+    """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP.
+
+    The output directory is locked and checked first (`open_run_directory`: empty, or
+    `resume`, or `overwrite`), before a vocabulary is trained into it.
+    """
     output_dir = Path(output_dir)
-    tokenizer = resolve_tokenizer(data, output_dir)
-    cfg = resolve_config(config, tokenizer, data.max_seq_length)
-    batches, ev, baseline = _data(data, tokenizer)
-    model = model_class(cfg, "pretraining")(cfg, seed=seed)
-    targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
-    summary = train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
-                    on_step=on_step, resume=resume, baseline=baseline)
+    config_dir = config if not (isinstance(config, str) and config in PRESETS) else None
+    with open_run_directory(output_dir, resume=resume, overwrite=overwrite,
+                            inputs=_inputs(data, config_dir)) as run_dir:
+        tokenizer = resolve_tokenizer(data, output_dir)
+        cfg = resolve_config(config, tokenizer, data.max_seq_length)
+        batches, ev, baseline = _data(data, tokenizer)
+        model = model_class(cfg, "pretraining")(cfg, seed=seed)
+        targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
+        summary = train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
+                        on_step=on_step, resume=resume, run_dir=run_dir, baseline=baseline)
     return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
 
 
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
             data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
             on_step: Callable[[dict], None] | None = None, resume: bool = False,
-            seed: int = 0, init_from_teacher: bool | None = None) -> dict[str, Any]:
+            seed: int = 0, init_from_teacher: bool | None = None,
+            overwrite: bool = False) -> dict[str, Any]:
     """Transfer a pre-trained teacher into a student with `strategy` (spec section 5).
 
     `init_from_teacher` copies the teacher's embeddings and heads into the student first
     (Google's init_from_teacher); None means "for every strategy but none". Strategy none with
     init_from_teacher=True is the control that separates the copy from the transfer losses.
+    The output directory is checked and locked as in `pretrain`; it may not be the teacher's.
     """
     output_dir = Path(output_dir)
     teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
-    tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
-    if len(tokenizer) != teacher_config.vocab_size:
-        raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
-                         f"embedding table has {teacher_config.vocab_size} rows")
-    cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
-    check_compatible(cfg, teacher_config, strategy)
-    teacher = load_model(teacher_dir, "pretraining")
-    batches, ev, baseline = _data(data, tokenizer)
-    student = model_class(cfg, "pretraining")(cfg, seed=seed)
-    if init_from_teacher is None:
-        init_from_teacher = strategy != "none"
-    if init_from_teacher:
-        copy_from_teacher(student, teacher)
-    targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
-                              kt=kt or KTOptions(), **args)
-    summary = train(student, targs, batches, teacher=teacher if strategy != "none" else None,
-                    eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
-                    baseline=baseline)
+    config_dir = student_config if not (isinstance(student_config, str)
+                                        and student_config in PRESETS) else None
+    with open_run_directory(output_dir, resume=resume, overwrite=overwrite,
+                            inputs=_inputs(data, teacher_dir, config_dir)) as run_dir:
+        tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
+        if len(tokenizer) != teacher_config.vocab_size:
+            raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
+                             f"embedding table has {teacher_config.vocab_size} rows")
+        cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
+        check_compatible(cfg, teacher_config, strategy)
+        teacher = load_model(teacher_dir, "pretraining")
+        batches, ev, baseline = _data(data, tokenizer)
+        student = model_class(cfg, "pretraining")(cfg, seed=seed)
+        if init_from_teacher is None:
+            init_from_teacher = strategy != "none"
+        if init_from_teacher:
+            copy_from_teacher(student, teacher)
+        targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
+                                  kt=kt or KTOptions(), **args)
+        summary = train(student, targs, batches,
+                        teacher=teacher if strategy != "none" else None, eval_batches=ev,
+                        tokenizer=tokenizer, on_step=on_step, resume=resume, run_dir=run_dir,
+                        baseline=baseline)
     return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
 
 
@@ -174,11 +207,16 @@ def training_baseline(model_dir: Path, data: DataOptions, tokenizer: BertTokeniz
     return None, None
 
 
-def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
+def evaluate(model_dir: Path, data: DataOptions,
+             on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Held-out masked-LM loss and accuracy of a saved pre-training model, next to the unigram
-    baseline of its training text (`training_baseline`) on the same masked positions."""
+    baseline of its training text (`training_baseline`) on the same masked positions.
+
+    Evaluates on `data.eval_corpus`, else `data.corpus`, else the embedded corpus's held-out
+    split. `on_batch(done, total)` is called after each evaluation batch (progress).
+    """
     model = load_model(model_dir, "pretraining")
-    tokenizer = resolve_tokenizer(data, Path(model_dir), Path(model_dir))
+    tokenizer = resolve_tokenizer(data, None, Path(model_dir))   # never writes into MODEL_DIR
     if len(tokenizer) != model.config.vocab_size:
         raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the model's "
                          f"embedding table has {model.config.vocab_size} rows")
@@ -186,10 +224,11 @@ def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
     ev = make_eval_batches(paths, tokenizer=tokenizer, batch_size=data.batch_size,
                            max_seq_length=data.max_seq_length,
                            max_predictions_per_seq=data.max_predictions_per_seq,
+                           masked_lm_prob=data.mlm_probability,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
     baseline, source = training_baseline(model_dir, data, tokenizer)
-    result = evaluate_mlm(model, ev, baseline)
+    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch), baseline)
     result["perplexity"] = float(np.exp(result["mlm_loss"]))
     result["unigram_source"] = source
     return name_tokens(result, tokenizer)

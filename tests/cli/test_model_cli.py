@@ -27,7 +27,7 @@ def test_summary_text_and_json():
     assert result.exit_code == 0, result.output
     assert "24,581,888" in result.output and "20,213,760" in result.output
     assert "5.385 G" in result.output
-    result = runner.invoke(summary_command, ["--config", "bert-base", "--seq-len", "128",
+    result = runner.invoke(summary_command, ["--config", "bert-base", "--max-seq-length", "128",
                                              "--json"])
     info = json.loads(result.output)
     assert info["total_parameters"] == 109_482_240
@@ -42,10 +42,11 @@ def test_summary_text_and_json():
 def test_summary_user_errors():
     runner = CliRunner()
     result = runner.invoke(summary_command, ["--config", "mobilebert-huge"])
-    assert result.exit_code == 1 and "neither a preset" in result.output
+    assert result.exit_code == 2 and "'mobilebert-huge' is neither a preset (mobilebert, " \
+        "mobilebert-tiny" in result.output
     result = runner.invoke(summary_command, ["--config", "mobilebert", "--architecture", "GPT"])
     assert result.exit_code == 1 and "unknown architecture 'GPT'" in result.output
-    result = runner.invoke(summary_command, ["--config", "mobilebert", "--seq-len", "0"])
+    result = runner.invoke(summary_command, ["--config", "mobilebert", "--max-seq-length", "0"])
     assert result.exit_code == 2
 
 
@@ -92,6 +93,7 @@ def test_encode_writes_one_row_per_line(tmp_path):
                                                 str(out), "--pooling", pooling,
                                                 "--batch-size", "2"])
         assert result.exit_code == 0, result.output
+        assert "encode: 5/5 texts (100%)" in result.stderr
         vectors = np.load(out)
         assert vectors.shape == (5, 64) and vectors.dtype == np.float32
         model = MobileBertModel.from_pretrained(MOBILE)
