@@ -183,26 +183,27 @@ def main() -> None:
             return
         if args.time_limit is not None and time.time() - started > 60 * args.time_limit:
             raise PieceOver(f"time limit reached before {name}: run the same command again")
-        work(run_dir, on_step(name), (run_dir / "checkpoint.npz").exists())
+        resume = (run_dir / "checkpoint.npz").exists()
+        work(run_dir, on_step(name), resume, not resume)   # no checkpoint: start afresh
 
     common = dict(eval_every=args.eval_every, save_every=args.save_every)
     teacher_dir = out / "teacher" / "model"
     try:
-        run("teacher", lambda d, cb, resume: recipes.pretrain(
+        run("teacher", lambda d, cb, resume, overwrite: recipes.pretrain(
             out / "teacher_config.json", d, data,
             dict(common, learning_rate=args.teacher_lr, pd_steps=args.teacher_steps),
-            on_step=cb, resume=resume))
+            on_step=cb, resume=resume, overwrite=overwrite))
         kt = KTOptions(google_kt=args.google_kt)
         for seed in seeds:
             for strategy in strategies:
                 base = strategy.split("-")[0]
-                run(f"{strategy}-seed{seed}", lambda d, cb, resume: recipes.distill(
+                run(f"{strategy}-seed{seed}", lambda d, cb, resume, overwrite: recipes.distill(
                     teacher_dir, out / "student_config.json", d, base,
                     dataclasses.replace(data, seed=seed),
                     dict(common, learning_rate=args.lr, pd_steps=args.pd_steps,
                          kt_steps_per_layer=args.kt_steps_per_layer), kt, on_step=cb,
                     resume=resume, init_from_teacher=base != "none" or strategy == "none-init",
-                    seed=seed))
+                    seed=seed, overwrite=overwrite))
     except PieceOver as e:
         print(e, flush=True)
     write_results(out, args, seeds, strategies, data, total)
@@ -212,7 +213,7 @@ def write_results(out: Path, args: argparse.Namespace, seeds: list[int], strateg
                   data: recipes.DataOptions, total: int) -> None:
     """results.json (every finished run's evaluation), results.md (per strategy: each seed,
     the mean and the seed spread, next to the unigram baseline) and curves.svg."""
-    results = {name: recipes.evaluate(out / name / "model", data)
+    results = {name: evaluation(out / name, data)
                for name in ["teacher"] + [f"{s}-seed{k}" for k in seeds for s in strategies]
                if (out / name / "model").exists()}
     if not results:
@@ -247,6 +248,17 @@ def write_results(out: Path, args: argparse.Namespace, seeds: list[int], strateg
               if name.endswith(f"-seed{seeds[0]}")}
     svg_plot(curves, out / "curves.svg")
     print("\n".join(lines))
+
+
+def evaluation(run_dir: Path, data: recipes.DataOptions) -> dict:
+    """The finished model's held-out evaluation, computed once (run_dir/eval.json), so a
+    later piece does not repeat it."""
+    saved = run_dir / "eval.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    result = recipes.evaluate(run_dir / "model", data)
+    saved.write_text(json.dumps(result, indent=2))
+    return result
 
 
 def train_seconds(metrics_file: Path) -> float:

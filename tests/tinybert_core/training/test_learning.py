@@ -46,6 +46,22 @@ def test_a_short_run_on_the_embedded_corpus_beats_the_unigram_baseline(tmp_path)
     assert_learned(records, summary["eval"], MIN_LOSS_MARGIN, MIN_ACCURACY_RATIO)
 
 
+def test_the_checker_fails_the_collapse_the_issue_reported():
+    """Issue 9's log: accuracy 0.2215 at every evaluation, one token predicted everywhere.
+    `assert_learned` must fail it even where the loss alone would pass."""
+    final = {"mlm_loss": 5.0, "mlm_accuracy": 0.2215, "unigram_loss": 6.0,
+             "unigram_accuracy": 0.1, "distinct_predictions": 1, "collapsed": True,
+             "beats_unigram": True}
+    records = [{"step": s, "eval_mlm_loss": 6.0 - s / 100, "eval_mlm_accuracy": 0.2215}
+               for s in (10, 20, 100, 200)]
+    with pytest.raises(AssertionError, match="accuracy never changed"):
+        assert_learned(records, final, 0.25, 1.8)
+    records[-1]["eval_mlm_accuracy"] = 0.23                     # accuracy moves, still one token
+    with pytest.raises(AssertionError):
+        assert_learned(records, final, 0.25, 1.8)
+    assert_learned(records, {**final, "distinct_predictions": 40, "collapsed": False}, 0.25, 1.8)
+
+
 def test_the_old_default_learning_rate_stays_at_the_baseline(tmp_path):
     """The other side of the same claim (learning-diagnosis): at LAMB 1e-3 the same short run
     does not get past the unigram baseline, and the evaluation says so."""
