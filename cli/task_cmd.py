@@ -46,7 +46,8 @@ def task_options(fn: Callable) -> Callable:
                      help="SQuAD: candidate answers kept per question."),
         click.option("--max-answer-length", type=click.IntRange(min=1), default=30,
                      show_default=True, help="SQuAD: longest answer, in tokens."),
-        click.option("--null-score-diff-threshold", type=click.FloatRange(), default=0.0, show_default=True,
+        click.option("--null-score-diff-threshold", type=click.FloatRange(), default=0.0,
+                     show_default=True,
                      help="SQuAD v2.0: answer '' when null odds exceed this (use the dev "
                           "set's best_f1_thresh)."),
     ]
