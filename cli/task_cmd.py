@@ -46,7 +46,7 @@ def task_options(fn: Callable) -> Callable:
                      help="SQuAD: candidate answers kept per question."),
         click.option("--max-answer-length", type=click.IntRange(min=1), default=30,
                      show_default=True, help="SQuAD: longest answer, in tokens."),
-        click.option("--null-score-diff-threshold", type=float, default=0.0, show_default=True,
+        click.option("--null-score-diff-threshold", type=click.FloatRange(), default=0.0, show_default=True,
                      help="SQuAD v2.0: answer '' when null odds exceed this (use the dev "
                           "set's best_f1_thresh)."),
     ]
@@ -102,10 +102,11 @@ def _keys(metrics: dict[str, Any], main: str) -> list[str]:
               show_default=True,
               help="checkpoint.npz, metrics.jsonl, best/, model/ and eval_results.json.")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0,
-              show_default=True)
+              show_default=True, help="Passes over the training file (fractions allowed).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Optimizer steps in all; overrides --epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Examples (SQuAD: windows) per optimizer step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-5,
               show_default=True, help="Peak AdamW learning rate.")
 @click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True,
