@@ -80,3 +80,16 @@ def test_errors_are_one_line(task, args, message):
             task / "never", *[a.format(task=task) for a in args])
     assert r.exit_code != 0 and message in r.output
     assert "Traceback" not in r.output and not (task / "never").exists()
+
+
+def test_a_resume_with_another_batch_size_is_refused(task):
+    out = task / "resumed"
+    args = ["finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--output-dir", out, "--max-steps", 2]
+    assert run(*args).exit_code == 0
+    r = run(*args, "--max-steps", 3, "--batch-size", 4, "--resume")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "cannot resume: --batch-size differs from the checkpoint's run" in r.output
+    r = run(*args, "--max-steps", 3, "--resume")
+    assert r.exit_code == 0, r.output
+    assert "trained 3/3 steps" in r.output
