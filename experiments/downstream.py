@@ -7,7 +7,7 @@ recipe's layout: best/, model/, eval_results.json ...); a finished pair is skipp
 can go under the training lock on its own. `table` collects every finished run into Markdown.
 
     python experiments/downstream.py run epistemic random STUDENT_DIR --from-scratch
-    python experiments/downstream.py run epistemic progressive runs/experiment/progressive-seed0/model
+    python experiments/downstream.py run epistemic progressive runs/exp/progressive-seed0/model
     python experiments/downstream.py table
 
 The settings are small on purpose (2 shared cores): sequences of 64 tokens (the students'
