@@ -9,11 +9,15 @@ from typing import Any, Callable
 import click
 
 from cli.errors import interruptible, user_errors
+from cli.evaluate_cmd import describe_eval
 from cli.options import (IN_DIR, POSITIVE, config_option, json_option, text_options,
                          train_options)
 from cli.progress import progress
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
+from tinybert_core.training.loop import TrainingArguments
+
+_DEFAULTS = TrainingArguments  # the library's defaults are the CLI's, defined once
 
 
 def _check_run_flags(kw: dict[str, Any]) -> None:
@@ -50,6 +54,9 @@ def _describe_step(record: dict) -> str:
            f"{record['tokens_per_s']:.0f} tok/s"
     if "eval_mlm_loss" in record:
         text += f" eval {record['eval_mlm_loss']:.3f}/{record['eval_mlm_accuracy']:.3f}"
+        if "eval_unigram_loss" in record:
+            text += f" (unigram {record['eval_unigram_loss']:.3f}/" \
+                    f"{record['eval_unigram_accuracy']:.3f})"
     return text
 
 
@@ -69,9 +76,11 @@ def _report(summary: dict, as_json: bool) -> None:
     click.echo(f"trained {summary['steps']}/{summary['total_steps']} steps; checkpoint "
                f"{summary['checkpoint']}")
     if summary.get("eval"):
-        e = summary["eval"]
-        click.echo(f"held-out MLM loss {e['mlm_loss']:.4f}, accuracy {e['mlm_accuracy']:.4f} "
-                   f"({e['predictions']} predictions)")
+        for line in describe_eval(summary["eval"]):
+            click.echo(line)
+    else:
+        click.echo("no held-out evaluation: pass --eval-corpus FILE to see the held-out loss "
+                   "next to the unigram baseline")
     if summary.get("model_dir"):
         click.echo(f"model saved to {summary['model_dir']}")
 
@@ -79,7 +88,7 @@ def _report(summary: dict, as_json: bool) -> None:
 @click.command("pretrain", epilog="Example: tinybert pretrain --config ib-bert-small "
                "--corpus sotu-train.txt --eval-corpus sotu-valid.txt --output-dir runs/teacher")
 @config_option("mobilebert-small", "Model to create (a teacher, or the student baseline)")
-@click.option("--steps", type=POSITIVE, default=200, show_default=True,
+@click.option("--steps", type=POSITIVE, default=_DEFAULTS.pd_steps, show_default=True,
               help="Optimizer steps in total (with --resume: may exceed the finished run's).")
 @text_options
 @train_options

@@ -18,6 +18,8 @@ from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_b
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
+from tinybert_core.data.corpus import tokenize_corpus
+from tinybert_core.evaluation.baselines import UNIGRAM_FILE, UnigramBaseline, unigram_baseline
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.loop import TrainingArguments, train
 from tinybert_core.training.run_dir import open_run_directory
@@ -81,19 +83,35 @@ def resolve_config(name_or_dir: str | Path, tokenizer: BertTokenizer, max_seq_le
     return config
 
 
-def _data(data: DataOptions, tokenizer: BertTokenizer) -> tuple[Any, list[Any] | None]:
+def _data(data: DataOptions, tokenizer: BertTokenizer
+          ) -> tuple[Any, list[Any] | None, UnigramBaseline]:
+    """Training batches, held-out batches (None without held-out text) and the training
+    corpus's unigram baseline."""
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
               masked_lm_prob=data.mlm_probability, whole_word_mask=data.whole_word_mask,
               cache_dir=data.cache_dir)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
                                        **kw)
+    baseline = unigram_baseline(batches.dataset.corpus)
     eval_paths = data.eval_corpus
     if eval_paths is None and data.corpus is not None:
-        return batches, None                      # no held-out text was named
+        return batches, None, baseline            # no held-out text was named
     ev = make_eval_batches(eval_paths, batch_size=data.batch_size,
                            max_batches=data.eval_batches, **kw)
-    return batches, ev
+    return batches, ev, baseline
+
+
+def name_tokens(result: dict[str, Any], tokenizer: BertTokenizer) -> dict[str, Any]:
+    """`result` (an `evaluate_mlm` dict) with the token strings of its two argmax ids added:
+    `top_prediction_token`, and `unigram_top_token` when a baseline was scored."""
+    if not result:
+        return result
+    out = dict(result)
+    out["top_prediction_token"] = tokenizer.convert_ids_to_tokens(result["top_prediction"])
+    if "unigram_top_id" in result:
+        out["unigram_top_token"] = tokenizer.convert_ids_to_tokens(result["unigram_top_id"])
+    return out
 
 
 def _inputs(data: DataOptions, *more: Any) -> list[Any]:
@@ -121,11 +139,12 @@ def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict
                             inputs=_inputs(data, config_dir)) as run_dir:
         tokenizer = resolve_tokenizer(data, output_dir)
         cfg = resolve_config(config, tokenizer, data.max_seq_length)
-        batches, ev = _data(data, tokenizer)
+        batches, ev, baseline = _data(data, tokenizer)
         model = model_class(cfg, "pretraining")(cfg, seed=seed)
         targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
-        return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
-                     on_step=on_step, resume=resume, run_dir=run_dir)
+        summary = train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
+                        on_step=on_step, resume=resume, run_dir=run_dir, baseline=baseline)
+    return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
 
 
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
@@ -153,7 +172,7 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
         cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
         check_compatible(cfg, teacher_config, strategy)
         teacher = load_model(teacher_dir, "pretraining")
-        batches, ev = _data(data, tokenizer)
+        batches, ev, baseline = _data(data, tokenizer)
         student = model_class(cfg, "pretraining")(cfg, seed=seed)
         if init_from_teacher is None:
             init_from_teacher = strategy != "none"
@@ -161,14 +180,37 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
             copy_from_teacher(student, teacher)
         targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
                                   kt=kt or KTOptions(), **args)
-        return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
-                     eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
-                     run_dir=run_dir)
+        summary = train(student, targs, batches,
+                        teacher=teacher if strategy != "none" else None, eval_batches=ev,
+                        tokenizer=tokenizer, on_step=on_step, resume=resume, run_dir=run_dir,
+                        baseline=baseline)
+    return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
+
+
+def training_baseline(model_dir: Path, data: DataOptions, tokenizer: BertTokenizer
+                      ) -> tuple[UnigramBaseline | None, str | None]:
+    """The unigram baseline of the text `model_dir` was trained on, and where it came from:
+    the training text named by `data.corpus`; else the counts saved with the model by
+    `pretrain` / `distill`; else, when evaluating on the embedded corpus, its training split;
+    else (None, None): the training text is unknown."""
+    if data.corpus is not None:
+        corpus = tokenize_corpus(data.corpus, tokenizer, cache_dir=data.cache_dir)
+        return unigram_baseline(corpus), "--corpus " + " ".join(map(str, data.corpus))
+    saved = Path(model_dir) / UNIGRAM_FILE
+    if saved.is_file():
+        return UnigramBaseline.load(saved), str(saved)
+    if data.eval_corpus is None:
+        from tinybert_core.data.default_corpus import build_default_corpus
+        train_file = build_default_corpus(cache_dir=data.cache_dir).train
+        corpus = tokenize_corpus([train_file], tokenizer, cache_dir=data.cache_dir)
+        return unigram_baseline(corpus), "the embedded corpus's training split"
+    return None, None
 
 
 def evaluate(model_dir: Path, data: DataOptions,
              on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Held-out masked-LM loss and accuracy of a saved pre-training model.
+    """Held-out masked-LM loss and accuracy of a saved pre-training model, next to the unigram
+    baseline of its training text (`training_baseline`) on the same masked positions.
 
     Evaluates on `data.eval_corpus`, else `data.corpus`, else the embedded corpus's held-out
     split. `on_batch(done, total)` is called after each evaluation batch (progress).
@@ -185,6 +227,8 @@ def evaluate(model_dir: Path, data: DataOptions,
                            masked_lm_prob=data.mlm_probability,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
-    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))
+    baseline, source = training_baseline(model_dir, data, tokenizer)
+    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch), baseline)
     result["perplexity"] = float(np.exp(result["mlm_loss"]))
-    return result
+    result["unigram_source"] = source
+    return name_tokens(result, tokenizer)

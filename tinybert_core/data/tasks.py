@@ -178,9 +178,20 @@ class TaskBatches:
         return batch
 
     def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch}
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "n": self.n,
+                "batch_size": self.batch_size, "seed": self.seed}
 
     def load_state(self, state: dict[str, Any]) -> None:
+        """Stand at a checkpoint's position; a stream cut differently (another training set
+        or subset, batch size or seed) would silently train on other batches: ValueError,
+        with `.field` naming what differs (older checkpoints lack these keys)."""
+        for name, what in (("n", "training examples"), ("batch_size", "batch_size"),
+                           ("seed", "seed")):
+            if name in state and int(state[name]) != getattr(self, name):
+                e = ValueError(f"{what} differs: the checkpoint's run had {int(state[name])}, "
+                               f"this one {getattr(self, name)}")
+                e.field = name  # type: ignore[attr-defined]
+                raise e
         self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
         self._order = None
 
