@@ -144,6 +144,9 @@ def _mlm_section(mlm: dict, st: dict) -> list[str]:
         source = s.get("unigram_source", "the training corpus")
         L.append(f"| unigram baseline (token frequencies of {source}) | "
                  f"{s['unigram_loss']:.4f} | {_pct(s['unigram_accuracy'])} | |")
+        if not s.get("beats_unigram", True):
+            L += ["", "**The student does not beat the unigram baseline on both loss and "
+                      "accuracy: it has learned no more than token frequencies.**"]
         L += ["", f"Student vs unigram baseline: loss {s['mlm_loss'] - s['unigram_loss']:+.4f},"
                   f" accuracy {100 * (s['mlm_accuracy'] - s['unigram_accuracy']):+.1f} points; "
                   f"teacher: loss {t['mlm_loss'] - t['unigram_loss']:+.4f}, accuracy "
@@ -167,7 +170,10 @@ def _task_section(task: dict, lat: dict, run: Run) -> list[str]:
           f"| fine-tuned student, int8 | {_pct(b)} |",
           f"| majority baseline ({fl['baseline_kind']}) | {_pct(base)} |", "",
           f"Student above the majority baseline: {100 * (a - base):+.1f} points (float), "
-          f"{100 * (b - base):+.1f} (int8); int8 minus float: {100 * (b - a):+.1f} points.", "",
+          f"{100 * (b - base):+.1f} (int8); int8 minus float: {100 * (b - a):+.1f} points."
+          + (" **The fine-tuned student does not beat the majority baseline: it has learned "
+             "nothing about the task, and int8 = float says nothing either.**"
+             if a <= base else ""), "",
           f"## Latency (`eval/latency.json`)", "",
           f"Batch 1, one dev sentence at a time ({lat['sentences']} sentences, "
           f"{lat['float']['mean_tokens']:.1f} tokens on average), median (90th percentile):", "",
