@@ -28,6 +28,7 @@ results such as `y` or the `(mean, rstd)` cache), then the options, and the upst
         -> trust ratio
     int8_matmul(a, w, a_zero_point, a_scale, w_scale, bias) -> int32 acc, or float32 when scaled
     quantize_u8(x, qmax, per_row) -> (codes, scale, zero_point)
+    quantize_u8_static(x, lo, hi, qmax) -> (codes, scale, zero_point)
 
 A kernel added to `KERNELS` follows the same order; its parity test and this signature check
 come with it.
@@ -312,23 +313,51 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
     return y.reshape(args.out_shape)
 
 
-def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+def _activation_max(qmax: int | None) -> int:
+    """qmax=None asks for the backend's choice: the reference's exact GEMM takes all 8 bits."""
+    return 255 if qmax is None else qmax
+
+
+def quantize_u8(x, qmax: int | None = None, per_row: bool = False):
     """Dynamic asymmetric quantization of float activations (..., K) to uint8 codes 0..qmax:
     returns (codes, scale, zero_point) with x ~ (codes - zero_point) * scale, the range taken
-    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0])."""
+    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0]).
+    qmax=None: the largest code the backend's `int8_matmul` takes at full speed (255 here)."""
     xp = array_module(x)
+    qmax = _activation_max(qmax)
     rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
     if per_row:
         scale, zero_point = quantize_params(rows.min(axis=1), rows.max(axis=1), qmax, xp)
     else:
         scale, zero_point = quantize_params(rows.min(), rows.max(), qmax, xp)
     s, z = (scale[:, None], zero_point[:, None]) if per_row else (scale, zero_point)
-    codes = xp.rint(rows.astype(xp.float32, copy=False) / s)           # float32 throughout
-    codes += z.astype(xp.float32)
-    xp.clip(codes, 0, qmax, out=codes)
+    codes = _codes(rows, s, z, qmax, xp)
     lead = x.shape[:-1] if x.ndim else ()
-    return (codes.astype(xp.uint8).reshape(x.shape), scale.reshape(lead) if per_row else scale,
+    return (codes.reshape(x.shape), scale.reshape(lead) if per_row else scale,
             zero_point.reshape(lead) if per_row else zero_point)
+
+
+def quantize_u8_static(x, lo: float, hi: float, qmax: int | None = None):
+    """Static quantization: the codes of x in a FIXED range [lo, hi] (calibrated beforehand),
+    per tensor; values outside the range clip to 0 or qmax. Returns (codes, scale, zero_point)
+    as `quantize_u8` does, scale and zero_point from the same `quantize_params`, so a range
+    equal to x's own min and max gives exactly `quantize_u8`'s codes. An inf or nan in x is an
+    error here too (a model that produces one is broken, whatever the range says)."""
+    xp = array_module(x)
+    qmax = _activation_max(qmax)
+    scale, zero_point = quantize_params(lo, hi, qmax, xp)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError("quantize_u8_static: x holds inf or nan")
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    return _codes(rows, scale, zero_point, qmax, xp).reshape(x.shape), scale, zero_point
+
+
+def _codes(rows, scale, zero_point, qmax: int, xp):
+    """clip(rint(x / scale) + zero_point, 0, qmax) as uint8, in float32 throughout."""
+    codes = xp.rint(rows.astype(xp.float32, copy=False) / scale)
+    codes += xp.asarray(zero_point).astype(xp.float32)
+    xp.clip(codes, 0, qmax, out=codes)
+    return codes.astype(xp.uint8)
 
 
 KERNELS = {
@@ -342,4 +371,5 @@ KERNELS = {
     "embedding_bwd": embedding_bwd, "dropout_mask": dropout_mask,
     "adamw_update": adamw_update, "lamb_update": lamb_update,
     "int8_matmul": int8_matmul, "quantize_u8": quantize_u8,
+    "quantize_u8_static": quantize_u8_static,
 }
