@@ -25,6 +25,7 @@ _COMMANDS = [
     ("cli.train_cmd", "distill_command"),
     ("cli.train_cmd", "evaluate_mlm_command"),
     ("cli.train_cmd", "vocab_command"),
+    ("cli.quantize_cmd", "quantize_command"),
 ]
 
 

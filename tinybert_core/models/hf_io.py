@@ -15,6 +15,12 @@ Loading is a checked copy, keys equal HF's (spec section 3). The loader:
   no pooler in an MLM checkpoint) are initialised randomly; `strict=True` refuses any missing or
   unexpected key; `strict=False` refuses none. Shape mismatches are always errors.
 Every error names the file it is about.
+
+An int8 directory (config.json with a `quantization_config`, written by `tinybert quantize`)
+loads through the same `from_pretrained`: the model is built with weightless placeholders and
+`tinybert_core.quantization.checkpoint.fill_int8` packs each layer straight from the int8
+arrays; its `save_pretrained` writes that format back. Integer arrays in a directory whose
+config has no quantization_config are refused rather than cast to float.
 """
 from __future__ import annotations
 
@@ -24,9 +30,17 @@ from typing import Any
 
 import numpy as np
 
+import backends
 from autograd import nn
 from autograd.serialization import CheckpointError, atomic_open, load_safetensors, save_safetensors
 from tinybert_core.config import CONFIG_NAME, MobileBertConfig
+from tinybert_core.quantization.checkpoint import (
+    QUANT_METHOD,
+    fill_int8,
+    int8_state_dict,
+    quantization_config,
+)
+from tinybert_core.quantization.modules import PendingLayers, QuantizedEmbedding
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -91,18 +105,33 @@ class PreTrainedModel(nn.Module):
             config = config.replace(**config_overrides)
         cls.check_config(config)
         check_vocab(d, config)
+        qconfig = quantization_config(config, str(d / CONFIG_NAME))
         state, source = read_weights(d)
-        model = cls(config, seed=seed)
-        info = model.load_hf_state_dict(state, strict=strict, source=source)
+        if qconfig is None:
+            model = cls(config, seed=seed)
+            info = model.load_hf_state_dict(state, strict=strict, source=source)
+        else:                             # int8: placeholders filled from the int8 arrays
+            if dtype is not None and np.dtype(dtype) != np.float32:
+                raise ValueError(f"{d}: an int8 model runs its float parts in float32; "
+                                 f"dtype={np.dtype(dtype)} is not possible")
+            model = cls(config, seed=PendingLayers())
+            state, ignored = model.canonical_state(state)
+            info = fill_int8(model, state, qconfig, source)
+            info["ignored_keys"] = ignored
+            dtype = None
         model.loading_info = info
         model.name_or_path = str(d)
         if device is not None or dtype is not None:
             model.to(device, dtype)
+            for m in model.modules():
+                if isinstance(m, QuantizedEmbedding):       # no Parameter to move: a name
+                    m.output_device = backends.get_backend(device).name
         return model.eval()
 
-    def load_hf_state_dict(self, state: dict[str, np.ndarray], strict: bool | None = None,
-                           source: str = "state dict") -> dict[str, list[str]]:
-        """Copy an HF-named state dict in (see module docstring); returns the loading info."""
+    def canonical_state(self, state: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """`state` with this model's key names: old buffers dropped, the backbone prefix added
+        or stripped, the tied decoder alias resolved (module docstring). Returns it and the
+        names it dropped."""
         state, ignored = dict(state), []
         for key in list(state):
             if key.endswith(_BUFFER_SUFFIXES):
@@ -120,7 +149,20 @@ class PreTrainedModel(nn.Module):
                     del state[alias]
                 else:
                     state[canonical] = state.pop(alias)
+        return state, ignored
+
+    def load_hf_state_dict(self, state: dict[str, np.ndarray], strict: bool | None = None,
+                           source: str = "state dict") -> dict[str, list[str]]:
+        """Copy an HF-named state dict in (see module docstring); returns the loading info."""
+        state, ignored = self.canonical_state(state)
+        prefix = self.base_model_prefix + "."
         params = dict(self.named_parameters())
+        not_float = [k for k in params
+                     if k in state and getattr(state[k], "dtype", np.dtype("f4")).kind != "f"]
+        if not_float:
+            raise ValueError(f"{source}: {not_float[0]} holds {state[not_float[0]].dtype} "
+                             f"values but the config has no quantization_config: an int8 "
+                             f"checkpoint needs the config.json written with it")
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
         head_ok = (lambda k: not k.startswith(prefix) or k.startswith(prefix + "pooler.")) \
@@ -152,7 +194,11 @@ class PreTrainedModel(nn.Module):
         d.mkdir(parents=True, exist_ok=True)
         config = self.config.replace(architectures=[type(self).__name__])
         config.to_json(d / CONFIG_NAME)
-        save_safetensors(d / WEIGHTS_NAME, self.state_dict(), metadata={"format": "pt"})
+        if quantization_config(self.config) is None:
+            save_safetensors(d / WEIGHTS_NAME, self.state_dict(), metadata={"format": "pt"})
+        else:                             # the int8 format (tinybert_core/quantization)
+            save_safetensors(d / WEIGHTS_NAME, int8_state_dict(self),
+                             metadata={"format": QUANT_METHOD})
         if tokenizer is not None:
             if len(tokenizer) != self.config.vocab_size:
                 raise ValueError(f"save_pretrained: the tokenizer has {len(tokenizer)} tokens but "
