@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from autograd import optim
 from autograd.serialization import atomic_write_text
 from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
+from tinybert_core.training.run_dir import RunDirectory, open_run_directory
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.step import TrainingDiverged, optimizer_step
@@ -88,7 +89,7 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, run_dir: RunDirectory | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
@@ -96,9 +97,27 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     log, evaluate and save as due; at the end, write the model directory.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
+    `run_dir` is the output directory already opened by the caller with `open_run_directory`
+    (a recipe opens it before it writes a vocabulary there); None opens it here, locked for
+    the run, so two processes can never train into one directory.
     Returns a summary with the final evaluation and the output paths.
     """
     plan = plan_stages(args, student, teacher)
+    if run_dir is not None and run_dir.path.resolve() != args.output_dir.resolve():
+        raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
+                         f"{args.output_dir}")
+    held = nullcontext(run_dir) if run_dir is not None else \
+        open_run_directory(args.output_dir, resume=resume)
+    with held:
+        return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
+                      resume, stop_after)
+
+
+def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
+           eval_batches: list[Any] | None, tokenizer: Any,
+           on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
+           stop_after: int | None) -> dict[str, Any]:
+    """`train`'s body, in a directory this process holds."""
     run = open_run(student, args, plan, batches, resume)
     last_eval: dict[str, float] = {}
     current = -1
@@ -165,9 +184,8 @@ class Run:
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
              resume: bool) -> Run:
     """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
-    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. A fresh run
-    refuses a directory that already holds a checkpoint."""
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. (That a
+    fresh run starts in an empty directory is `open_run_directory`'s rule.)"""
     checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = {**student.config.to_dict(), "strategy": args.strategy,
                   "stages": plan.describe()}
@@ -184,9 +202,6 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         batches.load_state(data_state)
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    elif checkpoint.exists():
-        raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
-                         f"(--resume) or choose another output directory")
     return Run(student, opt, step, checkpoint, run_config, args)
 
 
