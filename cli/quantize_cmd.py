@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 
 from autograd.serialization import CheckpointError
+from cli.progress import progress
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
@@ -41,8 +43,9 @@ _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
               type=click.FloatRange(50.0, 100.0, min_open=True),
               help="The percentile observer's upper percentile (the lower is 100 minus it).")
 @click.option("--keep-float", multiple=True, metavar="PATTERN",
-              help="Leave matching Linear/Embedding layers float32 (shell pattern on the layer "
-                   "name, e.g. '*.classifier'; repeatable).")
+              help="Leave matching Linear/Embedding layers float32: a shell pattern on the "
+                   "layer name or its end, e.g. 'classifier', 'encoder.layer.23.*' "
+                   "(repeatable).")
 @click.option("--report-sequences", default=8, show_default=True, type=click.IntRange(min=0),
               help="Sequences to measure each layer's quantization error on (0: no report).")
 @click.option("--overwrite-output-dir", is_flag=True,
@@ -62,12 +65,23 @@ def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: 
     encode, summary, ...); int8 runs fastest with `tinybert --backend numba`.
     """
     from tinybert_core.quantize import quantize
+    bars: dict[str, tuple[ExitStack, Any]] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            stack = ExitStack()
+            unit = "batches" if stage == "calibrate" else "sequences"
+            bars[stage] = stack, stack.enter_context(progress(total, stage, unit=unit))
+        stack, bar = bars[stage]
+        bar.update(1)
+        if done == total:
+            stack.close()
     try:
         summary = quantize(model_dir, output_dir, mode, activations.replace("-", "_"),
                            calibration_file, calibration_batches, batch_size, max_seq_length,
                            observer, percentile if observer == "percentile" else None,
                            keep_float, report_sequences, overwrite_output_dir,
-                           on_stage=lambda text: click.echo(text, err=True))
+                           on_progress=on_progress)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise click.ClickException(str(e)) from e
     if as_json:

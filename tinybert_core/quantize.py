@@ -1,8 +1,9 @@
 """The `tinybert quantize` recipe: a float model directory in, an int8 model directory and the
 per-layer error report out.
 
-Checks first (the input is a float model with a vocabulary, the output directory is not the
-input and holds no other run's files, the keep-float patterns match layers), then: calibration
+Checks first (the input is a float model with a vocabulary, the keep-float patterns match
+layers; `open_run_directory`: the output directory is not an input, holds no other run's files
+and is locked while this runs), then: calibration
 batches of real text (the files given, else the validation split of the embedded default
 corpus), post-training quantization (`quantization.ptq.quantize_model`), `save_pretrained` in
 the int8 format, and the error report on the first sequences of the same text, written as
@@ -11,7 +12,7 @@ the int8 format, and the error report on the first sequences of the same text, w
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +28,9 @@ from tinybert_core.quantization.modules import model_nbytes
 from tinybert_core.quantization.ptq import quantize_model, resolve_keep_float
 from tinybert_core.quantization.report import quantization_report
 from tinybert_core.text.tokenization import BertTokenizer
+from tinybert_core.training.run_dir import open_run_directory
 
 REPORT_NAME = "quantization_report.json"
-
-
-def _check_output_dir(model_dir: Path, output_dir: Path, overwrite: bool) -> None:
-    if output_dir.resolve() == model_dir.resolve():
-        raise ValueError(f"--output-dir {output_dir} is the input model directory; write the "
-                         f"int8 model somewhere else")
-    if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"--output-dir {output_dir} exists and is not a directory")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(f"--output-dir {output_dir} is not empty; pass --overwrite-output-dir "
-                         f"to replace its model files")
 
 
 def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
@@ -48,18 +39,17 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
              observer: str = "minmax", percentile: float | None = None,
              keep_float: Sequence[str] = (), report_sequences: int = 8,
              overwrite: bool = False, cache_dir: Path | None = None,
-             on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+             on_progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Quantize the float model in `model_dir` into `output_dir`; returns a summary with the
-    error report (see the module docstring)."""
+    error report (see the module docstring). `on_progress(stage, done, total)` is called as
+    calibration batches and report sequences are done."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
-    say = on_stage or (lambda _: None)
     config = MobileBertConfig.from_pretrained(model_dir)
     if quantization_config(config, str(model_dir / "config.json")) is not None:
         raise ValueError(f"{model_dir} is already an int8 model; quantize its float original")
     if not (model_dir / VOCAB_NAME).is_file():
         raise ValueError(f"{model_dir} has no {VOCAB_NAME}: calibration and the error report "
                          f"read text with the model's own tokenizer")
-    _check_output_dir(model_dir, output_dir, overwrite)
     task = saved_task(config)
     model = load_model(model_dir, task)
     tokenizer = BertTokenizer.from_pretrained(model_dir)
@@ -75,28 +65,42 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
     info = {"files": [str(f) for f in files], "batches": min(calibration_batches_n,
                                                              len(batches)),
             "batch_size": batch_size, "max_seq_length": seq_len}
-    say(f"quantizing {type(model).__name__} ({mode}"
-        + (f", calibrating on {info['batches']} batches" if mode == "static" else "") + ")")
-    qmodel = quantize_model(model, mode=mode, activations=activations,
-                            calibration=batches[:calibration_batches_n] if mode == "static"
-                            else None, observer=observer, percentile=percentile,
-                            keep_float=keep, calibration_info=info if mode == "static" else None)
-    qmodel.save_pretrained(output_dir)
-    summary: dict[str, Any] = {
-        "model_dir": str(model_dir), "output_dir": str(output_dir), "task": task,
-        "architecture": type(model).__name__, "quantization_config":
-            qmodel.config.extra["quantization_config"], "keep_float": keep,
-        "bytes_on_disk": {"float32": (model_dir / WEIGHTS_NAME).stat().st_size
-                          if (model_dir / WEIGHTS_NAME).is_file() else None,
-                          "int8": (output_dir / WEIGHTS_NAME).stat().st_size},
-        "bytes_in_memory": {"float32": model_nbytes(model), "int8": model_nbytes(qmodel)}}
-    if report_sequences:
-        say(f"measuring the error of every int8 layer on {report_sequences} sequences")
-        summary["report"] = quantization_report(model, qmodel, batches, report_sequences, keep)
-    atomic_write_text(output_dir / REPORT_NAME,
-                      json.dumps(summary, indent=1, default=_json_default) + "\n")
+    with open_run_directory(output_dir, overwrite=overwrite, inputs=[model_dir, *files]):
+        calibration = None
+        if mode == "static":
+            calibration = _counted(batches[:calibration_batches_n], "calibrate", on_progress)
+        qmodel = quantize_model(model, mode=mode, activations=activations,
+                                calibration=calibration, observer=observer,
+                                percentile=percentile, keep_float=keep,
+                                calibration_info=info if mode == "static" else None)
+        qmodel.save_pretrained(output_dir)
+        summary: dict[str, Any] = {
+            "model_dir": str(model_dir), "output_dir": str(output_dir), "task": task,
+            "architecture": type(model).__name__,
+            "quantization_config": qmodel.config.extra["quantization_config"],
+            "keep_float": keep,
+            "bytes_on_disk": {"float32": (model_dir / WEIGHTS_NAME).stat().st_size
+                              if (model_dir / WEIGHTS_NAME).is_file() else None,
+                              "int8": (output_dir / WEIGHTS_NAME).stat().st_size},
+            "bytes_in_memory": {"float32": model_nbytes(model), "int8": model_nbytes(qmodel)}}
+        if report_sequences:
+            rows = [{k: v[i:i + 1] for k, v in b.items()} for b in batches
+                    for i in range(len(b["input_ids"]))][:report_sequences]
+            summary["report"] = quantization_report(
+                model, qmodel, _counted(rows, "measure error", on_progress), len(rows), keep)
+        atomic_write_text(output_dir / REPORT_NAME,
+                          json.dumps(summary, indent=1, default=_json_default) + "\n")
     summary["report_file"] = str(output_dir / REPORT_NAME)
     return summary
+
+
+def _counted(items: list, stage: str, on_progress: Callable[[str, int, int], None] | None
+             ) -> Iterator:
+    """`items`, reporting each one done to `on_progress`."""
+    for i, item in enumerate(items):
+        yield item
+        if on_progress is not None:
+            on_progress(stage, i + 1, len(items))
 
 
 def _json_default(value: Any) -> Any:

@@ -67,13 +67,14 @@ def units(model: nn.Module, keep_float: Iterable[str] = ()) -> dict[str, str]:
 
 
 def resolve_keep_float(model: nn.Module, patterns: Iterable[str]) -> list[str]:
-    """Module names matched by shell-style `patterns` (e.g. "*.classifier",
-    "mobilebert.encoder.layer.23.*") among the Linear and Embedding layers; an unmatched
-    pattern is an error, so a typo cannot silently quantize everything."""
+    """Module names matched by shell-style `patterns` among the Linear and Embedding layers:
+    a pattern matches a whole name ("mobilebert.encoder.layer.23.*") or its end after a dot
+    ("classifier", "attention.self.value"). An unmatched pattern is an error, so a typo cannot
+    silently quantize everything."""
     names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Embedding))]
     out: list[str] = []
     for pattern in patterns:
-        hits = [n for n in names if fnmatchcase(n, pattern)]
+        hits = [n for n in names if fnmatchcase(n, pattern) or fnmatchcase(n, "*." + pattern)]
         if not hits:
             raise ValueError(f"keep-float pattern {pattern!r} matches no Linear or Embedding "
                              f"layer (names look like {names[min(3, len(names) - 1)]!r})")
