@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 import backends
+from cli.options import json_option
 
 
 def _numba_details() -> dict[str, Any]:
@@ -38,7 +39,7 @@ def backend_report() -> dict[str, Any]:
 
 
 @click.command("backends", epilog="Example: tinybert --backend numba backends --json")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@json_option("the report")
 def backends_command(as_json: bool) -> None:
     """List the array backends and whether each is available here.
 

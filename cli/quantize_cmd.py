@@ -9,17 +9,16 @@ from typing import Any
 
 import click
 
-from autograd.serialization import CheckpointError
+from cli.errors import user_errors
+from cli.options import IN_FILE, OUT_DIR, POSITIVE, json_option, model_dir_argument
 from cli.progress import progress
-
-_IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 
 
 @click.command("quantize", epilog="Example: tinybert quantize runs/pretrain/model --output-dir "
                "runs/pretrain/model-int8 --mode static --calibration-file held-out.txt "
                "--observer percentile")
-@click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+@model_dir_argument()
+@click.option("--output-dir", type=OUT_DIR, required=True,
               help="Where to write the int8 model (config.json, model.safetensors, vocab.txt) "
                    "and quantization_report.json.")
 @click.option("--mode", type=click.Choice(["dynamic", "static"]), default="dynamic",
@@ -28,12 +27,12 @@ _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 @click.option("--activations", type=click.Choice(["per-row", "per-tensor"]), default="per-row",
               show_default=True, help="Dynamic mode: one activation range per token (row) or "
                                       "per tensor. Static ranges are per tensor.")
-@click.option("--calibration-file", type=_IN_FILE, multiple=True,
+@click.option("--calibration-file", type=IN_FILE, multiple=True,
               help="UTF-8 text to calibrate on and measure the error on (repeatable); default: "
                    "the embedded corpus's validation split.")
 @click.option("--calibration-batches", default=8, show_default=True,
-              type=click.IntRange(min=1), help="Static mode: batches the observers see.")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+              type=POSITIVE, help="Static mode: batches the observers see.")
+@click.option("--batch-size", default=8, show_default=True, type=POSITIVE,
               help="Sequences per calibration batch.")
 @click.option("--max-seq-length", default=128, show_default=True, type=click.IntRange(min=3),
               help="Tokens per calibration sequence ([CLS] and [SEP] included).")
@@ -50,7 +49,7 @@ _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
               help="Sequences to measure each layer's quantization error on (0: no report).")
 @click.option("--overwrite-output-dir", is_flag=True,
               help="Replace the model files in a non-empty --output-dir.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary and report as JSON.")
+@json_option("the summary and report")
 def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: str,
                      calibration_file: tuple[Path, ...], calibration_batches: int,
                      batch_size: int, max_seq_length: int, observer: str, percentile: float,
@@ -76,14 +75,12 @@ def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: 
         bar.update(1)
         if done == total:
             stack.close()
-    try:
+    with user_errors():
         summary = quantize(model_dir, output_dir, mode, activations.replace("-", "_"),
                            calibration_file, calibration_batches, batch_size, max_seq_length,
                            observer, percentile if observer == "percentile" else None,
                            keep_float, report_sequences, overwrite_output_dir,
                            on_progress=on_progress)
-    except (ValueError, FileNotFoundError, CheckpointError) as e:
-        raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return

@@ -35,6 +35,7 @@ class DataOptions:
     batch_size: int = 8
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
+    mlm_probability: float = 0.15              # share of tokens masked (BERT's masked_lm_prob)
     whole_word_mask: bool = False
     eval_batches: int = 20
     cache_dir: Path | None = None
@@ -83,7 +84,8 @@ def resolve_config(name_or_dir: str | Path, tokenizer: BertTokenizer, max_seq_le
 def _data(data: DataOptions, tokenizer: BertTokenizer) -> tuple[Any, list[Any] | None]:
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
-              whole_word_mask=data.whole_word_mask, cache_dir=data.cache_dir)
+              masked_lm_prob=data.mlm_probability, whole_word_mask=data.whole_word_mask,
+              cache_dir=data.cache_dir)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
                                        **kw)
     eval_paths = data.eval_corpus
@@ -180,6 +182,7 @@ def evaluate(model_dir: Path, data: DataOptions,
     ev = make_eval_batches(paths, tokenizer=tokenizer, batch_size=data.batch_size,
                            max_seq_length=data.max_seq_length,
                            max_predictions_per_seq=data.max_predictions_per_seq,
+                           masked_lm_prob=data.mlm_probability,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
     result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))

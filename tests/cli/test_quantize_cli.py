@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from cli.inference_cmd import encode_command, fill_mask_command
 from cli.quantize_cmd import quantize_command
 from cli.summary_cmd import summary_command
-from cli.train_cmd import evaluate_mlm_command
+from cli.evaluate_cmd import evaluate_mlm_command
 from paths import MODEL_FIXTURES
 from tinybert_core import load_model
 from tinybert_core.quantization import QuantizedLinear
@@ -91,7 +91,7 @@ def test_every_model_command_accepts_an_int8_directory(int8_dirs, corpus, tmp_pa
         assert result.exit_code == 0, result.output
         assert np.load(out).shape == (TEXT.count("\n") * 6, 64)
         result = runner.invoke(evaluate_mlm_command, [d, "--eval-corpus", str(corpus),
-                                                      "--seq-len", "32", "--batch-size", "2",
+                                                      "--max-seq-length", "32", "--batch-size", "2",
                                                       "--eval-batches", "2", "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["predictions"] > 0

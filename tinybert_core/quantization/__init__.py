@@ -19,6 +19,8 @@ from tinybert_core.quantization.modules import (
     QuantizedEmbedding,
     QuantizedLinear,
     QuantizedLMPredictionHead,
+    model_nbytes,
+    move,
     quantize_weight,
 )
 from tinybert_core.quantization.observers import MinMaxObserver, PercentileObserver
@@ -26,5 +28,5 @@ from tinybert_core.quantization.ptq import calibrate, quantize_model, resolve_ke
 
 __all__ = ["QuantizationConfig", "int8_state_dict", "is_quantized", "quantization_config",
            "InputQuantizer", "QuantizedEmbedding", "QuantizedLinear", "QuantizedLMPredictionHead",
-           "quantize_weight", "MinMaxObserver", "PercentileObserver", "calibrate",
-           "quantize_model", "resolve_keep_float"]
+           "model_nbytes", "move", "quantize_weight", "MinMaxObserver", "PercentileObserver",
+           "calibrate", "quantize_model", "resolve_keep_float"]

@@ -279,6 +279,16 @@ def model_nbytes(model: nn.Module) -> int:
     return sum(seen.values())
 
 
+def move(model: nn.Module, device: str) -> nn.Module:
+    """`model.to(device)` for a model with int8 layers: the parameters move, and the int8
+    embeddings (which hold no Parameter) put their rows on `device` from now on."""
+    model.to(device)
+    for m in model.modules():
+        if isinstance(m, QuantizedEmbedding):
+            m.output_device = backends.get_backend(device).name
+    return model
+
+
 def set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
     """Replace the submodule at dotted `name` (ModuleList items are numbers) by `module`."""
     parent_name, _, attr = name.rpartition(".")
@@ -300,5 +310,5 @@ def get_submodule(root: nn.Module, name: str) -> nn.Module:
 
 __all__ = ["WEIGHT_MAX", "quantize_weight", "InputQuantizer", "QuantizedLinear",
            "QuantizedEmbedding", "QuantizedLMPredictionHead", "PendingLinear",
-           "PendingEmbedding", "PendingLayers", "model_nbytes", "set_submodule",
+           "PendingEmbedding", "PendingLayers", "model_nbytes", "move", "set_submodule",
            "get_submodule"]

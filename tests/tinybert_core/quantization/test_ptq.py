@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autograd import nn, no_grad
-from conftest import batches, make_model
+from int8_models import batches, make_model
 from tinybert_core.quantization import (
     MinMaxObserver,
     PercentileObserver,

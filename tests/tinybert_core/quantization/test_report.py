@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from autograd import Tensor, no_grad
-from conftest import batches, make_model
+from int8_models import batches, make_model
 from tinybert_core.quantization import quantize_model
 from tinybert_core.quantization.ptq import watching
 from tinybert_core.quantization.report import block_of, format_report, quantization_report
