@@ -63,10 +63,11 @@ class Initializer:
         return nn.Linear(in_features, out_features, bias, std=self.config.initializer_range,
                          rng=self.rng)
 
-    def embedding(self, num: int, dim: int) -> nn.Module:
-        if self.pending is not None:
+    def embedding(self, num: int, dim: int, padding_idx: int | None = None) -> nn.Module:
+        if self.pending is not None:      # an int8 table: padding_idx matters only in training
             return self.pending.embedding(num, dim)
-        return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng)
+        return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng,
+                            padding_idx=padding_idx)
 
     def dropout(self, p: float) -> nn.Dropout:
         return nn.Dropout(p, seed=int(self.rng.integers(2**31)))

@@ -1,4 +1,4 @@
-"""The training loop behind `tinybert pretrain` and `tinybert distill`.
+"""The training loop behind `tinybert pretrain`, `tinybert distill` and `tinybert finetune`.
 
 One loop runs every strategy: it walks the strategy's stages (distillation/strategies.py), with
 LAMB, a per-stage warm-up + decay schedule, periodic held-out MLM evaluation, a JSONL metrics
@@ -7,10 +7,15 @@ continues a killed run bit for bit. Each global step is one `optimizer_step` (st
 gradient accumulation, global-norm clipping, the update), the same step fine-tuning uses.
 A non-finite loss stops the run at once, naming the step, the loss term and the first
 parameter whose gradient is not finite. The library never prints: progress goes to `on_step`.
+
+Fine-tuning (`tinybert_core/finetuning.py`) runs this same loop with its own single stage
+(`stages=`), AdamW (`args.optimizer`), its task's dev-set evaluation (`evaluate=`), and
+`metric_for_best_model`, which keeps the best evaluated weights in OUTPUT_DIR/best.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -33,6 +38,8 @@ from tinybert_core.training.step import (TrainingDiverged, first_non_finite_para
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
+BEST_DIR = "best"
+OPTIMIZERS = ("lamb", "adamw")
 
 
 @dataclass
@@ -53,9 +60,16 @@ class TrainingArguments:
     save_every: int = 100
     seed: int = 0
     kt: KTOptions = field(default_factory=KTOptions)
+    optimizer: str = "lamb"               # "adamw" for fine-tuning
+    adam_epsilon: float = 1e-6
+    bias_correction: bool = False         # Google's LAMB/AdamW: off; torch's AdamW: on
+    metric_for_best_model: str | None = None  # an evaluation key, higher is better (HF's name)
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: "
+                             f"{', '.join(OPTIMIZERS)}")
         for name in ("gradient_accumulation_steps", "eval_every", "save_every"):
             if getattr(self, name) < 1:   # eval_every = 0 was a ZeroDivisionError mid-run
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -104,20 +118,24 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None, run_dir: RunDirectory | None = None) -> dict[str, Any]:
+          stop_after: int | None = None, run_dir: RunDirectory | None = None,
+          stages: list[Stage] | None = None,
+          evaluate: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
     step, enter the step's stage when it changes, take one `optimizer_step` (step.py), and
     log, evaluate and save as due; at the end, write the model directory.
+    `stages` replaces the strategy's stages (fine-tuning passes its one stage); `evaluate`
+    (model -> metrics) replaces the held-out MLM evaluation of `eval_batches`.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
     `run_dir` is the output directory already opened by the caller with `open_run_directory`
     (a recipe opens it before it writes a vocabulary there); None opens it here, locked for
     the run, so two processes can never train into one directory.
-    Returns a summary with the final evaluation and the output paths.
+    Returns a summary with the final evaluation, the best one and the output paths.
     """
-    plan = plan_stages(args, student, teacher)
+    plan = plan_stages(args, student, teacher, stages)
     if run_dir is not None and run_dir.path.resolve() != args.output_dir.resolve():
         raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
                          f"{args.output_dir}")
@@ -125,15 +143,19 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
         open_run_directory(args.output_dir, resume=resume)
     with held:
         return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
-                      resume, stop_after)
+                      resume, stop_after, evaluate)
 
 
 def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
            eval_batches: list[Any] | None, tokenizer: Any,
            on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
-           stop_after: int | None) -> dict[str, Any]:
+           stop_after: int | None,
+           evaluate: Callable[[Any], dict[str, float]] | None) -> dict[str, Any]:
     """`train`'s body, in a directory this process holds."""
     run = open_run(student, args, plan, batches, resume)
+    if evaluate is None and eval_batches:
+        def evaluate(model: Any) -> dict[str, float]:
+            return evaluate_mlm(model, eval_batches)
     last_eval: dict[str, float] = {}
     current = -1
     try:
@@ -146,9 +168,11 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
                                 fresh=run.step == plan.starts[index])
                 record = train_step(student, teacher, run, stage, batches, args)
                 run.step += 1
-                if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
-                    last_eval = evaluate_mlm(student, eval_batches)
+                if evaluate is not None and (run.step % args.eval_every == 0
+                                             or run.step == plan.total):
+                    last_eval = evaluate(student)
                     record.update({f"eval_{k}": v for k, v in last_eval.items()})
+                    run.keep_best(last_eval, tokenizer)
                 log(record)
                 if on_step is not None:
                     on_step({**record, "total_steps": plan.total})
@@ -160,7 +184,10 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
         raise TrainingInterrupted(f"interrupted after step {run.step} of {plan.total}; "
                                   f"{run.last_good()}", run.saved_step) from None
     summary: dict[str, Any] = {"steps": run.step, "total_steps": plan.total,
-                               "checkpoint": str(run.checkpoint), "eval": last_eval}
+                               "checkpoint": str(run.checkpoint), "eval": last_eval,
+                               "best": run.best}
+    if run.best is not None:
+        summary["best_model_dir"] = str(args.output_dir / BEST_DIR)
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
         student.save_pretrained(model_dir, tokenizer=tokenizer)
@@ -168,12 +195,15 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
     return summary
 
 
-def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePlan:
-    """The strategy's stages on the global step axis; refuses an empty plan or a missing
-    teacher before anything is written."""
-    plan = StagePlan.of(build_stages(args.strategy, student.config.num_hidden_layers,
-                                     args.kt_steps_per_layer, args.pd_steps, args.kt,
-                                     args.warmup_proportion))
+def plan_stages(args: TrainingArguments, student: Any, teacher: Any,
+                stages: list[Stage] | None = None) -> StagePlan:
+    """`stages`, or the strategy's, on the global step axis; refuses an empty plan or a
+    missing teacher before anything is written."""
+    if stages is None:
+        stages = build_stages(args.strategy, student.config.num_hidden_layers,
+                              args.kt_steps_per_layer, args.pd_steps, args.kt,
+                              args.warmup_proportion)
+    plan = StagePlan.of(stages)
     if plan.total == 0:
         raise ValueError("nothing to train: the strategy's stages have 0 steps in total")
     if any(st.needs_teacher for st in plan.stages) and teacher is None:
@@ -196,13 +226,15 @@ class Run:
     args: TrainingArguments
     plan: StagePlan
     saved_step: int | None = None
+    best: dict[str, Any] | None = None    # the best evaluation so far, with its step
 
     def save(self, batches: Any) -> None:
         stages = [[st.name, st.steps] for st in self.plan.stages]
         save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
                                  self.run_config, data_state=batches.state(),
                                  extra={"args": _jsonable(self.args),
-                                        "strategy": self.args.strategy, "stages": stages})
+                                        "strategy": self.args.strategy, "stages": stages,
+                                        "best": self.best})
         self.saved_step = self.step
 
     def last_good(self) -> str:
@@ -210,6 +242,20 @@ class Run:
         if self.saved_step is None:
             return "no checkpoint was written"
         return f"the last good checkpoint is {self.checkpoint} (step {self.saved_step})"
+
+    def keep_best(self, metrics: dict[str, float], tokenizer: Any) -> None:
+        """With `metric_for_best_model`, write the weights to OUTPUT_DIR/best when `metrics`
+        beat the best so far (higher is better; NaN never beats a number)."""
+        key = self.args.metric_for_best_model
+        if key is None:
+            return
+        if key not in metrics:
+            raise ValueError(f"metric_for_best_model {key!r} is not among the evaluation's "
+                             f"metrics ({', '.join(metrics)})")
+        value, best = float(metrics[key]), None if self.best is None else self.best[key]
+        if best is None or value > best or (math.isnan(best) and not math.isnan(value)):
+            self.student.save_pretrained(self.args.output_dir / BEST_DIR, tokenizer=tokenizer)
+            self.best = {"step": self.step, **metrics}
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
@@ -225,16 +271,19 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         i, _ = plan.at(step)
         return schedules[i](step - plan.starts[i])
 
-    opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
+    kind = optim.LAMB if args.optimizer == "lamb" else optim.AdamW
+    opt = kind(student, lr=lr_at, eps=args.adam_epsilon, weight_decay=args.weight_decay,
+               bias_correction=args.bias_correction)
     if not resume:
         return Run(student, opt, 0, checkpoint, run_config, args, plan)
     if not checkpoint.exists():
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    step, _, _ = load_training_checkpoint(
+    step, _, extra = load_training_checkpoint(
         checkpoint, student, opt, None,
         check=lambda meta, data: check_resumable(checkpoint, meta, data, run_config, args,
                                                  plan, batches))
-    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step=step)
+    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step=step,
+               best=extra.get("best"))
 
 
 def check_resumable(checkpoint: Path, meta: dict[str, Any], data_state: dict[str, Any],
