@@ -44,6 +44,7 @@ from tinybert_core.evaluation.glue import (
 from tinybert_core.evaluation.squad import squad_evaluate
 from tinybert_core.evaluation.squad_postprocess import write_predictions
 from tinybert_core.models.auto import load_model, model_class
+from tinybert_core.quantization.checkpoint import quantization_config
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.loop import METRICS_NAME, TrainingArguments, train
 from tinybert_core.training.run_dir import open_run_directory
@@ -158,6 +159,9 @@ def load_task_model(model_dir: Path, spec: T.TaskSpec, task: GlueTask | None, se
     """The model to fine-tune: the directory's weights (a new head where it has none), or
     random weights from its config; the head sized and labelled for the task."""
     config = MobileBertConfig.from_pretrained(model_dir)
+    if quantization_config(config, str(model_dir / "config.json")) is not None:
+        raise ValueError(f"{model_dir} is an int8 model, which is inference-only (int8 weights "
+                         f"have no gradient): fine-tune its float original, then quantize")
     overrides: dict[str, Any] = {}
     if task is not None:
         label2id = model_label2id(task, config)

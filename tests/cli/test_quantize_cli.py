@@ -134,3 +134,45 @@ def test_quantize_user_errors(int8_dirs, corpus, tmp_path):
                                               "--percentile", "30"])
     assert result.exit_code == 2
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_a_finetuned_model_quantized_evaluates_and_predicts_like_float(tmp_path, corpus):
+    """finetune -> quantize -> evaluate / predict: the int8 directory goes through the same
+    loader, its head is int8 too, and its accuracy and predictions match the float model's on
+    this easy task; fine-tuning an int8 directory is a one-line refusal."""
+    from cli.main import tinybert
+    runner = CliRunner()
+    rows = ["sentence\tlabel"] + [f"the man went {w} to the store\t{w}"
+                                  for w in ["up", "down"] * 8]
+    (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.jsonl").write_text('{"sentence": "he went up"}\n'
+                                         '{"sentence": "he went down"}\n')
+
+    def run(*args):
+        result = runner.invoke(tinybert, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result.output
+    run("finetune", MOBILE, "--task", "custom", "--train-file", tmp_path / "train.tsv",
+        "--dev-file", tmp_path / "train.tsv", "--output-dir", tmp_path / "run", "--epochs", 3,
+        "--batch-size", 8, "--lr", 3e-3)
+    best = tmp_path / "run" / "best"
+    run("quantize", best, "--output-dir", tmp_path / "q8", "--mode", "static",
+        "--calibration-file", corpus, "--calibration-batches", "2", "--max-seq-length", "32",
+        "--report-sequences", "0")
+    assert isinstance(load_model(tmp_path / "q8", "sequence_classification").classifier,
+                      QuantizedLinear)
+    results, predictions = {}, {}
+    for name, d in (("float", best), ("int8", tmp_path / "q8")):
+        run("evaluate", d, "--task", "custom", "--dev-file", tmp_path / "train.tsv",
+            "--output-dir", tmp_path / f"ev-{name}")
+        results[name] = json.loads((tmp_path / f"ev-{name}" / "eval_results.json").read_text())
+        run("predict", d, "--task", "custom", "--input", tmp_path / "test.jsonl", "--output",
+            tmp_path / f"{name}.tsv")
+        predictions[name] = (tmp_path / f"{name}.tsv").read_text()
+    assert results["int8"]["metrics"] == results["float"]["metrics"]
+    assert predictions["int8"] == predictions["float"]
+    result = runner.invoke(tinybert, ["finetune", str(tmp_path / "q8"), "--task", "custom",
+                                      "--train-file", str(tmp_path / "train.tsv"),
+                                      "--output-dir", str(tmp_path / "never")])
+    assert result.exit_code == 1 and "inference-only" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "never").exists()
