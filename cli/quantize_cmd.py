@@ -60,8 +60,9 @@ def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: 
     Every Linear layer (backbone and heads) gets int8 weights, symmetric per output channel;
     the word-embedding table is stored int8 per row and the MLM decoder stays tied to it.
     Softmax, NoNorm/LayerNorm, residual adds, GELU/ReLU and the attention mask stay float32.
-    The output directory loads wherever a model directory does (evaluate-mlm, fill-mask,
-    encode, summary, ...); int8 runs fastest with `tinybert --backend numba`.
+    The output directory loads wherever a model directory does (evaluate, predict,
+    evaluate-mlm, fill-mask, encode, summary); int8 runs fastest with `tinybert --backend
+    numba`. See docs/int8.md.
     """
     from tinybert_core.quantize import quantize
     bars: dict[str, tuple[ExitStack, Any]] = {}
