@@ -22,7 +22,7 @@ from autograd.serialization import atomic_write_text
 from tinybert_core.config import MobileBertConfig
 from tinybert_core.models.auto import load_model, saved_task
 from tinybert_core.models.hf_io import VOCAB_NAME, WEIGHTS_NAME
-from tinybert_core.quantization.calibration import calibration_batches
+from tinybert_core.data.calibration import calibration_batches
 from tinybert_core.quantization.checkpoint import quantization_config
 from tinybert_core.quantization.modules import model_nbytes
 from tinybert_core.quantization.ptq import quantize_model, resolve_keep_float

@@ -1,5 +1,7 @@
 """Calibration batches: windows of real text, the input static quantization calibrates on and
-the per-layer error report measures on.
+the per-layer error report measures on (`tinybert quantize`; here in data/, not in
+quantization/, because models import quantization and data imports models' neighbours: the
+subpackages keep an acyclic import graph, tests/test_layout.py).
 
 Text files are read as documents (`data.corpus.iter_documents`: blank lines separate them),
 tokenized with the model's own tokenizer, joined into one token stream and cut into windows of
