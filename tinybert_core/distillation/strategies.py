@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from autograd import Tensor, no_grad, optim
 from tinybert_core.distillation import losses as L
+from tinybert_core.models.heads import masked_lm_loss, next_sentence_loss
 
 STRATEGIES = ("none", "auxiliary", "joint", "progressive")
 ENCODER = r"\.encoder\.layer\."
@@ -44,7 +45,11 @@ class KTOptions:
         return {"fmt_factor": 1.0, "at_factor": 1.0}
 
 
-LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
+# (student, teacher, batch, num_items=None) -> loss terms, the total under "loss". num_items:
+# the masked-token count the MLM and KD means divide by (`masked_lm_loss`); the training loop
+# passes the global batch's average so that gradient accumulation and data parallelism average
+# over tokens, not over micro-batches.
+LossFn = Callable[..., dict[str, Tensor]]
 
 
 @dataclass
@@ -64,12 +69,13 @@ def _inputs(batch: Any) -> dict[str, Any]:
             "token_type_ids": batch.token_type_ids}
 
 
-def pretraining_loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+def pretraining_loss(student: Any, teacher: Any, batch: Any,
+                     num_items: float | None = None) -> dict[str, Tensor]:
     """MLM at the masked positions + NSP: the baseline and the teacher's objective."""
-    out = student(**_inputs(batch), labels=batch.masked_lm_labels(),
-                  next_sentence_label=batch.next_sentence_labels,
-                  masked_positions=batch.masked_lm_positions)
-    return {"loss": out.loss, "mlm": out.masked_lm_loss, "nsp": out.next_sentence_loss}
+    out = student(**_inputs(batch), masked_positions=batch.masked_lm_positions)
+    mlm = masked_lm_loss(out.prediction_logits, batch.masked_lm_labels(), num_items=num_items)
+    nsp = next_sentence_loss(out.seq_relationship_logits, batch.next_sentence_labels)
+    return {"loss": mlm + nsp, "mlm": mlm, "nsp": nsp}
 
 
 def _teacher_outputs(teacher: Any, batch: Any, heads: bool, features: bool) -> Any:
@@ -82,10 +88,13 @@ def _teacher_outputs(teacher: Any, batch: Any, heads: bool, features: bool) -> A
 
 
 def knowledge_transfer_loss(layers: list[int], opts: KTOptions, num_layers: int) -> LossFn:
-    """FMT + AT summed over `layers` (1-based block indices)."""
+    """FMT + AT summed over `layers` (1-based block indices). Both are means over tensors of
+    the same shape in every process (padded to the global batch's width), so `num_items` has
+    nothing to rescale."""
     factors = opts.kt_factors(num_layers)
 
-    def loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+    def loss(student: Any, teacher: Any, batch: Any,
+             num_items: float | None = None) -> dict[str, Tensor]:
         t_out = _teacher_outputs(teacher, batch, heads=False, features=True)
         s_out = student.base_model(**_inputs(batch), output_hidden_states=True,
                                    output_attentions=True)
@@ -99,7 +108,8 @@ def distillation_loss(opts: KTOptions, kt_layers: list[int] | None = None,
     when `kt_layers` is given (the auxiliary strategy's single objective)."""
     factors = opts.kt_factors(num_layers) if kt_layers else {}
 
-    def loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+    def loss(student: Any, teacher: Any, batch: Any,
+             num_items: float | None = None) -> dict[str, Tensor]:
         features = bool(kt_layers)
         t_out = _teacher_outputs(teacher, batch, heads=True, features=features)
         s_out = student(**_inputs(batch), masked_positions=batch.masked_lm_positions,
@@ -107,7 +117,7 @@ def distillation_loss(opts: KTOptions, kt_layers: list[int] | None = None,
         out = L.pretraining_distillation_loss(
             s_out.prediction_logits, t_out.prediction_logits, batch.masked_lm_labels(),
             s_out.seq_relationship_logits, batch.next_sentence_labels, opts.alpha,
-            opts.temperature)
+            opts.temperature, num_items)
         if kt_layers:
             kt = L.layer_wise_transfer_loss(s_out, t_out, kt_layers, **factors)
             for k, v in kt.items():
