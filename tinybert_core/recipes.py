@@ -4,15 +4,21 @@ evaluate a model's masked-LM loss, train a vocabulary.
 Each recipe checks everything it can before the first step (files, corpus, vocabulary against
 the embedding table, the teacher against the student, sequence length against the position
 table), then builds data and models and hands them to `tinybert_core.training.loop.train`.
+
+Under data parallelism (`data_parallel`, one process of an `mpiexec` job) rank 0 prepares the
+shared files first (a vocabulary trained on the corpus, the token-shard cache) and the others
+then read them; each process draws its slice of every global batch of `batch_size`.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from autograd.distributed import DataParallel
 from tinybert_core.config import MobileBertConfig
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
 from tinybert_core.models.auto import load_model, model_class
@@ -74,38 +80,47 @@ def resolve_config(name_or_dir: str | Path, tokenizer: BertTokenizer, max_seq_le
     return config
 
 
-def _data(data: DataOptions, tokenizer: BertTokenizer) -> tuple[Any, list[Any] | None]:
+def _data(data: DataOptions, tokenizer: BertTokenizer, dp: DataParallel | None = None
+          ) -> tuple[Any, list[Any] | None]:
+    """Training batches (this process's shard) and, on rank 0, the held-out batches."""
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
               whole_word_mask=data.whole_word_mask, cache_dir=data.cache_dir)
+    shard = (0, 1) if dp is None else (dp.rank, dp.size)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
-                                       **kw)
+                                       shard=shard, **kw)
     eval_paths = data.eval_corpus
-    if eval_paths is None and data.corpus is not None:
-        return batches, None                      # no held-out text was named
+    if (eval_paths is None and data.corpus is not None) or shard[0] != 0:
+        return batches, None                      # no held-out text named, or not rank 0
     ev = make_eval_batches(eval_paths, batch_size=data.batch_size,
                            max_batches=data.eval_batches, **kw)
     return batches, ev
 
 
+def _main_first(dp: DataParallel | None) -> Any:
+    return nullcontext() if dp is None else dp.main_first()
+
+
 def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
              on_step: Callable[[dict], None] | None = None, resume: bool = False,
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP."""
     output_dir = Path(output_dir)
-    tokenizer = resolve_tokenizer(data, output_dir)
-    cfg = resolve_config(config, tokenizer, data.max_seq_length)
-    batches, ev = _data(data, tokenizer)
+    with _main_first(data_parallel):
+        tokenizer = resolve_tokenizer(data, output_dir)
+        cfg = resolve_config(config, tokenizer, data.max_seq_length)
+        batches, ev = _data(data, tokenizer, data_parallel)
     model = model_class(cfg, "pretraining")(cfg, seed=seed)
     targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
     return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer, on_step=on_step,
-                 resume=resume)
+                 resume=resume, data_parallel=data_parallel)
 
 
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
             data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
             on_step: Callable[[dict], None] | None = None, resume: bool = False,
-            seed: int = 0, init_from_teacher: bool | None = None) -> dict[str, Any]:
+            seed: int = 0, init_from_teacher: bool | None = None,
+            data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Transfer a pre-trained teacher into a student with `strategy` (spec section 5).
 
     `init_from_teacher` copies the teacher's embeddings and heads into the student first
@@ -114,14 +129,15 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
     """
     output_dir = Path(output_dir)
     teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
-    tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
-    if len(tokenizer) != teacher_config.vocab_size:
-        raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
-                         f"embedding table has {teacher_config.vocab_size} rows")
-    cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
-    check_compatible(cfg, teacher_config, strategy)
+    with _main_first(data_parallel):
+        tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
+        if len(tokenizer) != teacher_config.vocab_size:
+            raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
+                             f"embedding table has {teacher_config.vocab_size} rows")
+        cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
+        check_compatible(cfg, teacher_config, strategy)
+        batches, ev = _data(data, tokenizer, data_parallel)
     teacher = load_model(teacher_dir, "pretraining")
-    batches, ev = _data(data, tokenizer)
     student = model_class(cfg, "pretraining")(cfg, seed=seed)
     if init_from_teacher is None:
         init_from_teacher = strategy != "none"
@@ -130,7 +146,8 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
     targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
                               kt=kt or KTOptions(), **args)
     return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
-                 eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume)
+                 eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
+                 data_parallel=data_parallel)
 
 
 def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from autograd.serialization import CheckpointError, load_npz, save_npz
 FORMAT = "tinybert-training-checkpoint/1"
 
 
-def _generator_states(model: nn.Module) -> dict[str, dict[str, Any]]:
+def dropout_states(model: nn.Module) -> dict[str, dict[str, Any]]:
     """Bit-generator state of every Dropout generator, by module name and device."""
     out: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
@@ -37,7 +37,7 @@ def _generator_states(model: nn.Module) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _restore_generators(model: nn.Module, states: dict[str, dict[str, Any]]) -> None:
+def restore_dropout_states(model: nn.Module, states: dict[str, dict[str, Any]]) -> None:
     modules = dict(model.named_modules())
     for name, per_device in states.items():
         module = modules.get(name)
@@ -77,7 +77,7 @@ def save_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
     for key, value in data_arrays.items():
         arrays[f"data/{key}"] = value
     meta = {"format": FORMAT, "step": int(step), "config": config,
-            "generators": _generator_states(model), "data": data_plain, "extra": extra or {}}
+            "generators": dropout_states(model), "data": data_plain, "extra": extra or {}}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8).copy()
     save_npz(path, arrays)
     return path
@@ -127,5 +127,5 @@ def load_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
             optimizer.load_state_dict(optim_state)
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from e
-    _restore_generators(model, meta.get("generators", {}))
+    restore_dropout_states(model, meta.get("generators", {}))
     return int(meta["step"]), data_state, meta.get("extra", {})

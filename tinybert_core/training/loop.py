@@ -7,20 +7,35 @@ continues a killed run bit for bit. Each global step is one `optimizer_step` (st
 gradient accumulation, global-norm clipping, the update), the same step fine-tuning uses.
 A non-finite loss stops the run at once, naming the step, the loss term and the first
 parameter whose gradient is not finite. The library never prints: progress goes to `on_step`.
+
+Data parallelism (`data_parallel`, autograd/distributed.py): every process runs this loop on its
+slice of each global batch (data/pretraining.py's `shard`); the masked-token count the losses
+divide by is summed over processes, the gradients are averaged in `optimizer_step`'s
+`reduce_gradients` hook and the logged losses averaged, so N processes train the model one
+process trains at the same global batch. Only rank 0 evaluates, writes metrics.jsonl, the
+checkpoint and the final model; the checkpoint holds every rank's dropout generators, and its
+model, optimizer and data position do not depend on N, so a run resumes with any N.
 """
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autograd import optim
+from autograd.distributed import DataParallel
 from autograd.serialization import atomic_write_text
-from tinybert_core.training.checkpoint import load_training_checkpoint, save_training_checkpoint
+from tinybert_core.models.heads import count_items
+from tinybert_core.training.checkpoint import (
+    dropout_states,
+    load_training_checkpoint,
+    restore_dropout_states,
+    save_training_checkpoint,
+)
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.step import TrainingDiverged, optimizer_step
@@ -88,7 +103,8 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None) -> dict[str, Any]:
+          stop_after: int | None = None,
+          data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
@@ -96,13 +112,19 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     log, evaluate and save as due; at the end, write the model directory.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
+    `data_parallel`: a `DataParallel` when this process is one of several (module docstring);
+    `on_step` is called on every process, `eval_batches` used on rank 0 only.
     Returns a summary with the final evaluation and the output paths.
     """
     plan = plan_stages(args, student, teacher)
-    run = open_run(student, args, plan, batches, resume)
+    run = open_run(student, args, plan, batches, resume, data_parallel)
+    main = data_parallel is None or data_parallel.is_main
+    if not main:
+        eval_batches = None
     last_eval: dict[str, float] = {}
     current = -1
-    with open_metrics_log(args.output_dir / METRICS_NAME, run.step, resume) as log:
+    log_path = args.output_dir / METRICS_NAME
+    with open_metrics_log(log_path, run.step, resume) if main else nullcontext(_skip) as log:
         while run.step < plan.total:
             index, stage = plan.at(run.step)
             if index != current:
@@ -124,9 +146,14 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
                                "checkpoint": str(run.checkpoint), "eval": last_eval}
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
-        student.save_pretrained(model_dir, tokenizer=tokenizer)
+        if main:
+            student.save_pretrained(model_dir, tokenizer=tokenizer)
         summary["model_dir"] = str(model_dir)
     return summary
+
+
+def _skip(record: dict) -> None:
+    """The metrics log of a process other than rank 0."""
 
 
 def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePlan:
@@ -155,18 +182,30 @@ class Run:
     checkpoint: Path
     run_config: dict[str, Any]
     args: TrainingArguments
+    data_parallel: DataParallel | None = None
 
     def save(self, batches: Any) -> None:
+        """Write the checkpoint (rank 0); under DP, after checking that every process holds the
+        same weights, with every process's dropout generators."""
+        extra: dict[str, Any] = {"args": _jsonable(self.args)}
+        dp = self.data_parallel
+        if dp is not None:
+            dp.check_in_sync(self.student)
+            extra["data_parallel"] = {"world_size": dp.size, "dropout_states":
+                                      dp.allgather_json(dropout_states(self.student))}
+            if not dp.is_main:
+                return
         save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
-                                 self.run_config, data_state=batches.state(),
-                                 extra={"args": _jsonable(self.args)})
+                                 self.run_config, data_state=batches.state(), extra=extra)
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
-             resume: bool) -> Run:
+             resume: bool, data_parallel: DataParallel | None = None) -> Run:
     """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
     the checkpoint's step (weights, moments, data position, RNG) of a resumed one. A fresh run
-    refuses a directory that already holds a checkpoint."""
+    refuses a directory that already holds a checkpoint. Under data parallelism every process
+    opens the same run (checked), gets its own dropout stream (its saved one on resume) and
+    rank 0's weights."""
     args.output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = {**student.config.to_dict(), "strategy": args.strategy,
@@ -178,16 +217,25 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         return schedules[i](step - plan.starts[i])
 
     opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
-    step = 0
+    step, extra = 0, {}
     if resume and checkpoint.exists():
-        step, data_state, _ = load_training_checkpoint(checkpoint, student, opt, run_config)
+        step, data_state, extra = load_training_checkpoint(checkpoint, student, opt, run_config)
         batches.load_state(data_state)
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
     elif checkpoint.exists():
         raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
                          f"(--resume) or choose another output directory")
-    return Run(student, opt, step, checkpoint, run_config, args)
+    dp = data_parallel
+    if dp is not None:
+        dp.check_same("the run's starting step and data position (every process must see "
+                      "--output-dir, e.g. on a shared filesystem)", [step, batches.state()])
+        dp.seed_dropout(student)
+        saved = extra.get("data_parallel", {}).get("dropout_states", [])
+        if 0 < dp.rank < len(saved):
+            restore_dropout_states(student, saved[dp.rank])
+        dp.broadcast_parameters(student)
+    return Run(student, opt, step, checkpoint, run_config, args, dp)
 
 
 def enter_stage(opt: optim.Optimizer, student: Any, stage: Stage, fresh: bool) -> None:
@@ -208,17 +256,30 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     start = time.perf_counter()
     lr = run.optimizer.current_lr()
     micro = [next(batches) for _ in range(args.gradient_accumulation_steps)]
+    dp = run.data_parallel
+    masked = sum(count_items(b.masked_lm_labels()) for b in micro)
+    tokens = sum(int(b.attention_mask.sum()) for b in micro)
+    if dp is not None:
+        masked, tokens = (int(v) for v in dp.sum([masked, tokens]))
+        reduced_s = dp.stats.allreduce_seconds
+    # The masked tokens of an average micro-batch of one process: the MLM / KD means divide
+    # by it, so accumulating and averaging give the mean over the global batch's tokens.
+    num_items = max(masked, 1) / ((dp.size if dp else 1) * len(micro))
     try:
         result = optimizer_step(student, run.optimizer, micro,
-                                lambda batch: stage.loss(student, teacher, batch),
-                                args.max_grad_norm)
+                                lambda batch: stage.loss(student, teacher, batch, num_items),
+                                args.max_grad_norm,
+                                dp.allreduce_gradients if dp is not None else None)
     except TrainingDiverged as e:
         raise TrainingDiverged(f"training diverged at step {run.step} (stage {stage.name}): "
                                f"{e}") from None
+    losses = result.losses if dp is None else dp.average(result.losses)
     seconds = time.perf_counter() - start
-    tokens = sum(int(b.attention_mask.sum()) for b in micro)
-    return {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
-            "seconds": seconds, "tokens_per_s": tokens / seconds, **result.losses}
+    record = {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
+              "seconds": seconds, "tokens_per_s": tokens / seconds, **losses}
+    if dp is not None:
+        record["allreduce_s"] = dp.stats.allreduce_seconds - reduced_s
+    return record
 
 
 @contextmanager
