@@ -1,5 +1,9 @@
 """`tinybert pretrain`, `distill`, `evaluate-mlm` and `vocab`: thin shells over
-`tinybert_core.recipes`, with a progress bar showing loss, learning rate and tokens/s."""
+`tinybert_core.recipes`, with a progress bar showing loss, learning rate and tokens/s.
+
+Under mpiexec (cli/parallel.py) pretrain and distill train data-parallel: rank 0 shows the bar
+and the summary, the others stay silent, and an error on any rank ends the whole job.
+"""
 from __future__ import annotations
 
 import json
@@ -12,6 +16,7 @@ import click
 from autograd.serialization import CheckpointError
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
+from cli.parallel import fail
 from tinybert_core.training.step import TrainingDiverged
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -28,7 +33,8 @@ def data_options(fn: Callable) -> Callable:
                      help="Held-out text for MLM evaluation (repeatable)."),
         click.option("--vocab", type=_IN_FILE, default=None,
                      help="vocab.txt; default: the teacher's, or one trained on the corpus."),
-        click.option("--batch-size", default=8, show_default=True),
+        click.option("--batch-size", default=8, show_default=True,
+                     help="Examples per batch; under mpiexec -n N each process takes 1/N."),
         click.option("--seq-len", default=128, show_default=True),
         click.option("--max-predictions", default=20, show_default=True,
                      help="Masked tokens predicted per sequence (max_predictions_per_seq)."),
@@ -76,8 +82,24 @@ def _args(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
                 save_every=kw["save_every"], seed=kw["seed"], **extra)
 
 
+def data_parallel() -> Any:
+    """The DataParallel of this process when mpiexec started it (cli/main.py), else None."""
+    obj = click.get_current_context().obj
+    return obj.get("data_parallel") if isinstance(obj, dict) else None
+
+
 def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict]) -> dict:
-    """Run `work(on_step)` under a progress bar; turn user errors into one-line messages."""
+    """Run `work(on_step)` under a progress bar; turn user errors into one-line messages.
+
+    Under MPI only rank 0 shows the bar, and any error ends every process (`fail`)."""
+    dp = data_parallel()
+    if dp is not None and not dp.is_main:
+        try:
+            return work(lambda record: None)
+        except _USER_ERRORS as e:
+            fail(dp, e, user_error=True)
+        except Exception as e:
+            fail(dp, e, user_error=False)
     last: dict[str, Any] = {}
 
     def show(_: Any) -> str:
@@ -98,10 +120,19 @@ def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict])
         try:
             return work(on_step)
         except _USER_ERRORS as e:
+            if dp is not None:
+                fail(dp, e, user_error=True)
             raise click.ClickException(str(e)) from e
+        except Exception as e:
+            if dp is not None:
+                fail(dp, e, user_error=False)
+            raise
 
 
 def _report(summary: dict, as_json: bool) -> None:
+    dp = data_parallel()
+    if dp is not None and not dp.is_main:
+        return
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -132,7 +163,7 @@ def pretrain_command(config: str, steps: int, as_json: bool, **kw: Any) -> None:
     """
     summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
         config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
-        resume=kw["resume"], seed=kw["seed"]))
+        resume=kw["resume"], seed=kw["seed"], data_parallel=data_parallel()))
     _report(summary, as_json)
 
 
@@ -181,7 +212,7 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
         teacher, student_config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
         on_step=on_step, resume=kw["resume"], seed=kw["seed"],
-        init_from_teacher=init_from_teacher))
+        init_from_teacher=init_from_teacher, data_parallel=data_parallel()))
     _report(summary, as_json)
 
 
