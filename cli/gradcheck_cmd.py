@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 import backends
 from autograd.audit import audit_cases, run_case
+from cli.progress import progress
 
 
 @click.command("gradcheck",
@@ -27,10 +27,10 @@ def gradcheck(seed: int, only: str | None, as_json: bool) -> None:
     if not cases:
         raise click.ClickException(f"no op name contains {only!r}")
     results = []
-    with click.progressbar(cases, label=f"gradcheck on {device}", file=sys.stderr,
-                           item_show_func=lambda c: c[0] if c else "") as bar:
-        for case in bar:
+    with progress(len(cases), f"gradcheck on {device}", unit="ops", describe=str) as bar:
+        for case in cases:
             results.append(run_case(*case))
+            bar.update(1, case[0])
     failed = [r for r in results if not r.passed]
     if as_json:
         click.echo(json.dumps({"backend": device, "passed": len(results) - len(failed),

@@ -8,6 +8,7 @@ import click
 import numpy as np
 
 from autograd.serialization import CheckpointError, atomic_open
+from cli.progress import progress
 
 _LOAD_ERRORS = (ValueError, TypeError, FileNotFoundError, CheckpointError)
 
@@ -84,7 +85,9 @@ def encode_command(model_dir: Path, input_path: Path, output_path: Path, pooling
         raise click.ClickException(f"{input_path} is not UTF-8 text: {e}") from e
     if not texts:
         raise click.ClickException(f"{input_path} is empty")
-    vectors = embed_texts(model, tokenizer, texts, pooling, batch_size, max_length)
+    with progress(len(texts), "encode", unit="texts") as bar:
+        vectors = embed_texts(model, tokenizer, texts, pooling, batch_size, max_length,
+                              on_batch=lambda done, total: bar.update(done - bar.done))
     if not output_path.parent.is_dir():
         raise click.ClickException(f"output directory {output_path.parent} does not exist")
     with atomic_open(output_path, "wb") as f:

@@ -1,22 +1,22 @@
 """`tinybert pretrain`, `distill`, `evaluate-mlm` and `vocab`: thin shells over
 `tinybert_core.recipes`, with a progress bar showing loss, learning rate and tokens/s.
 
-Under mpiexec (cli/parallel.py) pretrain and distill train data-parallel: rank 0 shows the bar
-and the summary, the others stay silent, and an error on any rank ends the whole job.
+Under mpiexec (cli/parallel.py) pretrain and distill train data-parallel: rank 0 shows the
+progress and the summary, the others stay silent, and an error on any rank ends the whole job.
 """
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from autograd.serialization import CheckpointError
+from cli.parallel import fail
+from cli.progress import progress
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
-from cli.parallel import fail
 from tinybert_core.training.step import TrainingDiverged
 
 _IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
@@ -61,11 +61,21 @@ def train_options(fn: Callable) -> Callable:
                      help="Micro-batches per optimizer step."),
         click.option("--eval-every", default=100, show_default=True),
         click.option("--save-every", default=100, show_default=True),
-        click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in --output-dir from its checkpoint.npz."),
+        click.option("--overwrite-output-dir", "overwrite", is_flag=True,
+                     help="Delete the previous run's files in --output-dir and start afresh "
+                          "(without it, a fresh run needs an empty or new directory)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def _check_run_flags(kw: dict[str, Any]) -> None:
+    if kw["resume"] and kw["overwrite"]:
+        raise click.UsageError("--resume and --overwrite-output-dir exclude each other: one "
+                               "continues the run in --output-dir, the other deletes it")
 
 
 def _data(kw: dict[str, Any]) -> recipes.DataOptions:
@@ -82,6 +92,14 @@ def _args(kw: dict[str, Any], **extra: Any) -> dict[str, Any]:
                 save_every=kw["save_every"], seed=kw["seed"], **extra)
 
 
+def _describe_step(record: dict) -> str:
+    text = f"{record['stage']} loss {record['loss']:.4f} lr {record['lr']:.2e} " \
+           f"{record['tokens_per_s']:.0f} tok/s"
+    if "eval_mlm_loss" in record:
+        text += f" eval {record['eval_mlm_loss']:.3f}/{record['eval_mlm_accuracy']:.3f}"
+    return text
+
+
 def data_parallel() -> Any:
     """The DataParallel of this process when mpiexec started it (cli/main.py), else None."""
     obj = click.get_current_context().obj
@@ -89,9 +107,9 @@ def data_parallel() -> Any:
 
 
 def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict]) -> dict:
-    """Run `work(on_step)` under a progress bar; turn user errors into one-line messages.
-
-    Under MPI only rank 0 shows the bar, and any error ends every process (`fail`)."""
+    """Run `work(on_step)` with progress (a bar, or lines when stderr is not a terminal);
+    turn user errors into one-line messages. Under MPI only rank 0 shows progress, and an
+    error on any rank ends every process (`cli/parallel.py: fail`)."""
     dp = data_parallel()
     if dp is not None and not dp.is_main:
         try:
@@ -100,25 +118,9 @@ def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict])
             fail(dp, e, user_error=True)
         except Exception as e:
             fail(dp, e, user_error=False)
-    last: dict[str, Any] = {}
-
-    def show(_: Any) -> str:
-        if not last:
-            return ""
-        text = f"{last['stage']} loss {last['loss']:.4f} lr {last['lr']:.2e} " \
-               f"{last['tokens_per_s']:.0f} tok/s"
-        if "eval_mlm_loss" in last:
-            text += f" eval {last['eval_mlm_loss']:.3f}/{last['eval_mlm_accuracy']:.3f}"
-        return text
-
-    with click.progressbar(length=total, label=label, item_show_func=show,
-                           file=sys.stderr) as bar:
-        def on_step(record: dict) -> None:
-            last.clear()
-            last.update(record)
-            bar.update(1, record)
+    with progress(total, label, unit="steps", describe=_describe_step) as bar:
         try:
-            return work(on_step)
+            return work(lambda record: bar.update(1, record))
         except _USER_ERRORS as e:
             if dp is not None:
                 fail(dp, e, user_error=True)
@@ -161,9 +163,11 @@ def pretrain_command(config: str, steps: int, as_json: bool, **kw: Any) -> None:
     are compared with. Writes OUTPUT_DIR/checkpoint.npz every --save-every steps,
     OUTPUT_DIR/metrics.jsonl every step, and OUTPUT_DIR/model (Hugging Face layout) at the end.
     """
+    _check_run_flags(kw)
     summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
         config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
-        resume=kw["resume"], seed=kw["seed"], data_parallel=data_parallel()))
+        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"],
+        data_parallel=data_parallel()))
     _report(summary, as_json)
 
 
@@ -201,6 +205,7 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
     (the student alone with MLM + NSP). Embeddings and heads are copied from the teacher.
     """
     from tinybert_core.config import MobileBertConfig
+    _check_run_flags(kw)
     try:
         layers = MobileBertConfig.from_pretrained(student_config).num_hidden_layers
     except (ValueError, FileNotFoundError) as e:
@@ -212,7 +217,8 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
         teacher, student_config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
         on_step=on_step, resume=kw["resume"], seed=kw["seed"],
-        init_from_teacher=init_from_teacher, data_parallel=data_parallel()))
+        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"],
+        data_parallel=data_parallel()))
     _report(summary, as_json)
 
 
@@ -223,10 +229,12 @@ def distill_command(teacher: Path, student_config: str, strategy: str, kt_steps_
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def evaluate_mlm_command(model_dir: Path, as_json: bool, **kw: Any) -> None:
     """Report a pre-training model's held-out masked-LM loss, accuracy and perplexity."""
-    try:
-        result = recipes.evaluate(model_dir, _data(kw))
-    except _USER_ERRORS as e:
-        raise click.ClickException(str(e)) from e
+    with progress(None, "evaluate-mlm", unit="batches") as bar:
+        try:
+            result = recipes.evaluate(model_dir, _data(kw), on_batch=lambda done, total:
+                                      bar.update(done - bar.done, total=total))
+        except _USER_ERRORS as e:
+            raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -258,9 +266,12 @@ def vocab_command(corpus: tuple[Path, ...], output: Path, vocab_size: int, min_f
     options.
     """
     from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_vocab
+    total = sum(p.stat().st_size for p in corpus)
     try:
-        tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
-                                       lowercase=not cased, limit_alphabet=limit_alphabet)
+        with progress(total, "vocab: reading the corpus", unit="bytes") as bar:
+            tokens = train_wordpiece_vocab(list(corpus), vocab_size, min_frequency=min_frequency,
+                                           lowercase=not cased, limit_alphabet=limit_alphabet,
+                                           on_bytes=lambda n: bar.update(n - bar.done))
         save_vocab(tokens, output)
     except (ValueError, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from e

@@ -6,7 +6,7 @@ interface; neither pads, so MobileBERT's trigram embedding never sees [PAD] neig
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,12 +47,14 @@ def fill_mask(model: PreTrainedModel, tokenizer: Any, text: str,
 
 
 def embed_texts(model: PreTrainedModel, tokenizer: Any, texts: list[str], pooling: str = "cls",
-                batch_size: int = 32, max_length: int | None = None) -> np.ndarray:
+                batch_size: int = 32, max_length: int | None = None,
+                on_batch: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(N, hidden_size) float32 embeddings of `texts` from the backbone's last layer.
 
     pooling "cls" takes the [CLS] hidden state, "mean" averages all tokens. Texts are batched
     by exact token length, so no padding enters (MobileBERT's trigram embedding would otherwise
     see [PAD] neighbours, spec section 9) and each row equals the text encoded alone.
+    `on_batch(texts_done, total)` is called after each forward pass (progress).
     """
     if pooling not in ("cls", "mean"):
         raise ValueError(f"embed_texts: pooling must be 'cls' or 'mean', got {pooling!r}")
@@ -66,6 +68,7 @@ def embed_texts(model: PreTrainedModel, tokenizer: Any, texts: list[str], poolin
     by_length: dict[int, list[int]] = {}
     for i, ids in enumerate(encoded):
         by_length.setdefault(len(ids), []).append(i)
+    done = 0
     with no_grad():
         for length in sorted(by_length):
             rows = by_length[length]
@@ -74,4 +77,7 @@ def embed_texts(model: PreTrainedModel, tokenizer: Any, texts: list[str], poolin
                 ids = np.asarray([encoded[i] for i in chunk], np.int64)          # (b, T)
                 hidden = backbone(ids).last_hidden_state.numpy()                 # (b, T, C)
                 out[chunk] = hidden[:, 0] if pooling == "cls" else hidden.mean(axis=1)
+                done += len(chunk)
+                if on_batch is not None:
+                    on_batch(done, len(texts))
     return out

@@ -5,27 +5,28 @@ Each recipe checks everything it can before the first step (files, corpus, vocab
 the embedding table, the teacher against the student, sequence length against the position
 table), then builds data and models and hands them to `tinybert_core.training.loop.train`.
 
-Under data parallelism (`data_parallel`, one process of an `mpiexec` job) rank 0 prepares the
-shared files first (a vocabulary trained on the corpus, the token-shard cache) and the others
-then read them; each process draws its slice of every global batch of `batch_size`.
+Under data parallelism (`data_parallel`, one process of an `mpiexec` job) rank 0 opens the run
+directory and prepares the shared files first (a vocabulary trained on the corpus, the token
+cache), the others then read them; each process draws its slice of every global batch.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from autograd.distributed import DataParallel
-from tinybert_core.config import MobileBertConfig
+from tinybert_core.config import PRESETS, MobileBertConfig
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.loop import TrainingArguments, train
+from tinybert_core.training.run_dir import open_job_directory
 
 DEFAULT_VOCAB_SIZE = 8000
 
@@ -47,14 +48,19 @@ class DataOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_tokenizer(data: DataOptions, output_dir: Path, teacher_dir: Path | None = None
+def resolve_tokenizer(data: DataOptions, output_dir: Path | None, teacher_dir: Path | None = None
                       ) -> BertTokenizer:
     """The vocabulary, in order of preference: --vocab, the teacher's, the default corpus's
-    cached one, or a new one trained on the user's corpus (saved in the output directory)."""
+    cached one, or a new one trained on the user's corpus and saved in `output_dir` (a run
+    directory the caller holds; None when the caller writes nothing, such as evaluate)."""
     if data.vocab is not None:
         return BertTokenizer(data.vocab)
     if teacher_dir is not None and (Path(teacher_dir) / "vocab.txt").is_file():
         return BertTokenizer.from_pretrained(teacher_dir)
+    if output_dir is None:
+        where = f"{teacher_dir} has no vocab.txt" if teacher_dir else "no vocabulary given"
+        raise ValueError(f"{where}; pass the vocabulary the model was trained with "
+                         f"(--vocab FILE)")
     if data.corpus is None:
         from tinybert_core.data.default_corpus import default_vocab_path
         return BertTokenizer(default_vocab_path(cache_dir=data.cache_dir))
@@ -101,59 +107,91 @@ def _main_first(dp: DataParallel | None) -> Any:
     return nullcontext() if dp is None else dp.main_first()
 
 
+def _inputs(data: DataOptions, *more: Any) -> list[Any]:
+    """Every file and directory a run reads, for `open_run_directory`'s input check."""
+    return [*(data.corpus or ()), *(data.eval_corpus or ()), data.vocab, *more]
+
+
+def _counted(batches: list[Any], on_batch: Callable[[int, int], None]) -> Iterator[Any]:
+    for i, batch in enumerate(batches, start=1):
+        yield batch
+        on_batch(i, len(batches))
+
+
 def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
              on_step: Callable[[dict], None] | None = None, resume: bool = False,
-             seed: int = 0, data_parallel: DataParallel | None = None) -> dict[str, Any]:
-    """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP."""
+             seed: int = 0, overwrite: bool = False,
+             data_parallel: DataParallel | None = None) -> dict[str, Any]:
+    """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP.
+
+    The output directory is locked and checked first (`open_run_directory`: empty, or
+    `resume`, or `overwrite`), before a vocabulary is trained into it.
+    """
     output_dir = Path(output_dir)
-    with _main_first(data_parallel):
-        tokenizer = resolve_tokenizer(data, output_dir)
-        cfg = resolve_config(config, tokenizer, data.max_seq_length)
-        batches, ev = _data(data, tokenizer, data_parallel)
-    model = model_class(cfg, "pretraining")(cfg, seed=seed)
-    targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
-    return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer, on_step=on_step,
-                 resume=resume, data_parallel=data_parallel)
+    config_dir = config if not (isinstance(config, str) and config in PRESETS) else None
+    with open_job_directory(output_dir, data_parallel, resume=resume, overwrite=overwrite,
+                            inputs=_inputs(data, config_dir)) as run_dir:
+        with _main_first(data_parallel):
+            tokenizer = resolve_tokenizer(data, output_dir)
+            cfg = resolve_config(config, tokenizer, data.max_seq_length)
+            batches, ev = _data(data, tokenizer, data_parallel)
+        model = model_class(cfg, "pretraining")(cfg, seed=seed)
+        targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
+        return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
+                     on_step=on_step, resume=resume, run_dir=run_dir,
+                     data_parallel=data_parallel)
 
 
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
             data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
             on_step: Callable[[dict], None] | None = None, resume: bool = False,
             seed: int = 0, init_from_teacher: bool | None = None,
-            data_parallel: DataParallel | None = None) -> dict[str, Any]:
+            overwrite: bool = False, data_parallel: DataParallel | None = None
+            ) -> dict[str, Any]:
     """Transfer a pre-trained teacher into a student with `strategy` (spec section 5).
 
     `init_from_teacher` copies the teacher's embeddings and heads into the student first
     (Google's init_from_teacher); None means "for every strategy but none". Strategy none with
     init_from_teacher=True is the control that separates the copy from the transfer losses.
+    The output directory is checked and locked as in `pretrain`; it may not be the teacher's.
     """
     output_dir = Path(output_dir)
     teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
-    with _main_first(data_parallel):
-        tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
-        if len(tokenizer) != teacher_config.vocab_size:
-            raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
-                             f"embedding table has {teacher_config.vocab_size} rows")
-        cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
-        check_compatible(cfg, teacher_config, strategy)
-        batches, ev = _data(data, tokenizer, data_parallel)
-    teacher = load_model(teacher_dir, "pretraining")
-    student = model_class(cfg, "pretraining")(cfg, seed=seed)
-    if init_from_teacher is None:
-        init_from_teacher = strategy != "none"
-    if init_from_teacher:
-        copy_from_teacher(student, teacher)
-    targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
-                              kt=kt or KTOptions(), **args)
-    return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
-                 eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
-                 data_parallel=data_parallel)
+    config_dir = student_config if not (isinstance(student_config, str)
+                                        and student_config in PRESETS) else None
+    with open_job_directory(output_dir, data_parallel, resume=resume, overwrite=overwrite,
+                            inputs=_inputs(data, teacher_dir, config_dir)) as run_dir:
+        with _main_first(data_parallel):
+            tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
+            if len(tokenizer) != teacher_config.vocab_size:
+                raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the "
+                                 f"teacher's embedding table has {teacher_config.vocab_size} "
+                                 f"rows")
+            cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
+            check_compatible(cfg, teacher_config, strategy)
+            batches, ev = _data(data, tokenizer, data_parallel)
+        teacher = load_model(teacher_dir, "pretraining")
+        student = model_class(cfg, "pretraining")(cfg, seed=seed)
+        if init_from_teacher is None:
+            init_from_teacher = strategy != "none"
+        if init_from_teacher:
+            copy_from_teacher(student, teacher)
+        targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
+                                  kt=kt or KTOptions(), **args)
+        return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
+                     eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
+                     run_dir=run_dir, data_parallel=data_parallel)
 
 
-def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
-    """Held-out masked-LM loss and accuracy of a saved pre-training model."""
+def evaluate(model_dir: Path, data: DataOptions,
+             on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Held-out masked-LM loss and accuracy of a saved pre-training model.
+
+    Evaluates on `data.eval_corpus`, else `data.corpus`, else the embedded corpus's held-out
+    split. `on_batch(done, total)` is called after each evaluation batch (progress).
+    """
     model = load_model(model_dir, "pretraining")
-    tokenizer = resolve_tokenizer(data, Path(model_dir), Path(model_dir))
+    tokenizer = resolve_tokenizer(data, None, Path(model_dir))   # never writes into MODEL_DIR
     if len(tokenizer) != model.config.vocab_size:
         raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the model's "
                          f"embedding table has {model.config.vocab_size} rows")
@@ -163,6 +201,6 @@ def evaluate(model_dir: Path, data: DataOptions) -> dict[str, Any]:
                            max_predictions_per_seq=data.max_predictions_per_seq,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
-    result = evaluate_mlm(model, ev)
+    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))
     result["perplexity"] = float(np.exp(result["mlm_loss"]))
     return result

@@ -92,6 +92,7 @@ def test_encode_writes_one_row_per_line(tmp_path):
                                                 str(out), "--pooling", pooling,
                                                 "--batch-size", "2"])
         assert result.exit_code == 0, result.output
+        assert "encode: 5/5 texts (100%)" in result.stderr
         vectors = np.load(out)
         assert vectors.shape == (5, 64) and vectors.dtype == np.float32
         model = MobileBertModel.from_pretrained(MOBILE)

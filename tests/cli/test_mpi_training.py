@@ -24,6 +24,7 @@ from mpi_launch import needs_mpi, run, tinybert_argv
 from paths import BERT_VOCAB, SHARED_DATA, TESTS
 from tinybert_core import BertTokenizer, MobileBertConfig, MobileBertForPreTraining
 from tinybert_core.training.checkpoint import read_checkpoint_meta
+from tinybert_core.training.run_dir import LOCK_NAME
 
 CORPUS = SHARED_DATA / "corpus" / "sotu-valid.txt"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/data")
@@ -115,8 +116,9 @@ def test_pretraining_in_n_processes_equals_one_process(pretrained, processes):
     assert_same_training(pretrained[1], pretrained[processes],
                          ("loss", "mlm", "nsp", "grad_norm", "eval_mlm_loss"))
     run_dir = pretrained[processes]
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.npz", "metrics.jsonl",
-                                                         "model"]
+    # One writer: no stray temp files or per-rank files (only rank 0 held the lock).
+    assert sorted(p.name for p in run_dir.iterdir()) == [LOCK_NAME, "checkpoint.npz",
+                                                         "metrics.jsonl", "model"]
     assert all(r["allreduce_s"] > 0 for r in metrics(run_dir))
     meta, _ = read_checkpoint_meta(run_dir / "checkpoint.npz")
     assert meta["extra"]["data_parallel"]["world_size"] == processes

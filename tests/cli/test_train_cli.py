@@ -42,6 +42,7 @@ def teacher_dir(tmp_path_factory):
     summary = json.loads(result.output[result.output.index("{"):])
     assert summary["steps"] == 3 and summary["eval"]["predictions"] > 0
     assert len((tmp / "run" / "metrics.jsonl").read_text().splitlines()) == 3
+    assert "pretrain: 3/3 steps (100%)" in result.stderr      # progress lines off a terminal
     return Path(summary["model_dir"])
 
 
@@ -64,7 +65,8 @@ def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
     assert "trained 3/3 steps" in result.output
     result = run("evaluate-mlm", tmp_path / "out" / "model", "--json", *COMMON)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["mlm_accuracy"] >= 0.0
+    assert json.loads(result.stdout)["mlm_accuracy"] >= 0.0
+    assert "evaluate-mlm: 1/1 batches (100%)" in result.stderr
 
 
 def test_distill_refuses_a_mismatched_teacher_before_training(teacher_dir, tmp_path):
@@ -97,3 +99,85 @@ def test_vocab_command(tmp_path):
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
     assert len(lines) == 1500 and lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def test_a_run_directory_in_use_is_refused(tmp_path):
+    from tinybert_core.training.run_dir import open_run_directory
+    out = tmp_path / "run"
+    with open_run_directory(out, command="tinybert pretrain (the first run)"):
+        result = run("pretrain", "--config", "mobilebert-small", "--steps", 1, "--output-dir",
+                     out, *COMMON)
+    assert result.exit_code == 1
+    assert f"Error: output directory {out} is in use by another run (pid " in result.output
+    assert "'tinybert pretrain (the first run)'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_no_run_reuses_or_overwrites_another_runs_files_without_a_flag(teacher_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["pretrain", "--config", teacher_dir, "--save-every", 1, "--output-dir", out, *COMMON]
+    assert run(*args, "--steps", 3).exit_code == 0
+    (out / "checkpoint.npz").unlink()              # model/ and metrics.jsonl, no checkpoint
+    before = (out / "metrics.jsonl").read_text()
+    result = run(*args, "--steps", 1)
+    assert result.exit_code == 1 and "is not empty (it holds metrics.jsonl, model" in result.output
+    assert "--overwrite-output-dir" in result.output
+    assert (out / "metrics.jsonl").read_text() == before
+    result = run(*args, "--steps", 1, "--resume", "--overwrite-output-dir")
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    result = run(*args, "--steps", 1, "--overwrite-output-dir")
+    assert result.exit_code == 0, result.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_stale_vocabulary_is_not_reused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "vocab.txt").write_text("[PAD]\n[UNK]\n")      # left by a run that failed early
+    result = run("pretrain", "--steps", 1, "--output-dir", out, "--corpus", CORPUS,
+                 "--seq-len", 32)
+    assert result.exit_code == 1 and "is not empty (it holds vocab.txt)" in result.output
+
+
+def test_distill_never_writes_into_the_teacher(teacher_dir, tmp_path):
+    before = sorted(p.name for p in teacher_dir.iterdir())
+    for out in (teacher_dir, teacher_dir / "student"):
+        result = run("distill", "--teacher", teacher_dir, "--output-dir", out, *COMMON)
+        assert result.exit_code == 1 and "is inside the input directory" in result.output
+    assert sorted(p.name for p in teacher_dir.iterdir()) == before
+
+
+def test_evaluate_mlm_never_writes_into_the_model_directory(teacher_dir, tmp_path):
+    import shutil
+    model = tmp_path / "model"
+    shutil.copytree(teacher_dir, model)
+    (model / "vocab.txt").unlink()
+    (model / "tokenizer_config.json").unlink()
+    result = run("evaluate-mlm", model, "--corpus", CORPUS, "--seq-len", 32)
+    assert result.exit_code == 1
+    assert f"{model} has no vocab.txt; pass the vocabulary the model was trained with " \
+           "(--vocab FILE)" in result.output
+    assert not (model / "vocab.txt").exists()
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_on_one_directory(tmp_path):
+    """Two real processes: one trains, the other is refused with one line; the log is whole."""
+    import subprocess
+    import sys
+    cfg = write_config(tmp_path / "c.json", "mobilebert-small", intra_bottleneck_size=16,
+                       intermediate_size=32)
+    cmd = [sys.executable, "-c", "from cli.main import tinybert; tinybert()", "pretrain",
+           "--config", str(cfg), "--steps", "40", "--save-every", "5", "--output-dir",
+           str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache"), *map(str, COMMON)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2]) for _ in range(2)]
+    results = [(p.wait(timeout=600), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 1], results
+    refused = next(err for code, err in results if code == 1)
+    assert "Traceback" not in refused
+    assert "is in use by another run" in refused or "is not empty" in refused
+    steps = [json.loads(line)["step"]
+             for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 41))

@@ -30,5 +30,23 @@ def test_vocab_errors_are_one_line(tmp_path):
     corpus.write_text(HUGS + "\n", encoding="utf-8")
     result = run("vocab", "--corpus", corpus, "--output", tmp_path / "v.txt", "--vocab-size", 10)
     assert result.exit_code == 1
-    assert result.output.startswith("Error: train_wordpiece_vocab: vocab_size=10 is smaller")
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: train_wordpiece_vocab: vocab_size=10 is smaller")
     assert not (tmp_path / "v.txt").exists()
+
+
+def test_vocab_progress_and_a_binary_corpus(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(HUGS + "\n", encoding="utf-8")
+    result = run("vocab", "--corpus", corpus, "--output", tmp_path / "v.txt", "--vocab-size", 30)
+    assert result.exit_code == 0, result.output
+    size = corpus.stat().st_size
+    assert f"vocab: reading the corpus: {size}/{size} bytes (100%)" in result.stderr
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    result = run("vocab", "--corpus", binary, "--output", tmp_path / "w.txt")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: train_wordpiece_vocab: '{binary}' line 2 is not UTF-8 text (invalid start byte "
+        f"at byte 117 of the line); is it a binary file?")
+    assert not (tmp_path / "w.txt").exists()

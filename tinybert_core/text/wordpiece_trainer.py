@@ -41,7 +41,7 @@ import heapq
 import itertools
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from autograd.serialization import atomic_write_text
@@ -58,8 +58,11 @@ _CHUNK_CHARS = 1 << 20  # pre-tokenize about 1 MB of text per call
 Pair = tuple[int, int]
 
 
-def _iter_lines(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[str]:
-    """Lines of text: a path is a file to read; a str inside an iterable is one line of text."""
+def _iter_lines(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike],
+                on_bytes: Callable[[int], None] | None = None) -> Iterator[str]:
+    """Lines of text: a path is a file to read; a str inside an iterable is one line of text.
+    `on_bytes(n)` is told how many bytes of files were read so far, every 4096 lines."""
+    read_before = 0
     if isinstance(lines_or_files, (str, os.PathLike)):
         lines_or_files = [Path(lines_or_files)]  # a lone string is a path, not a 1-line corpus
     for item in lines_or_files:
@@ -68,8 +71,19 @@ def _iter_lines(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike])
             if not path.is_file():
                 raise FileNotFoundError(f"train_wordpiece_vocab: corpus file not found: "
                                         f"{str(path)!r}")
-            with open(path, encoding="utf-8") as f:
-                yield from f
+            with open(path, "rb") as f:
+                for lineno, raw in enumerate(f, start=1):
+                    try:
+                        yield raw.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise ValueError(f"train_wordpiece_vocab: {str(path)!r} line {lineno} "
+                                         f"is not UTF-8 text ({e.reason} at byte {e.start} of "
+                                         f"the line); is it a binary file?") from None
+                    if on_bytes is not None and lineno % 4096 == 0:
+                        on_bytes(read_before + f.tell())
+                read_before += f.tell()
+            if on_bytes is not None:
+                on_bytes(read_before)
         elif isinstance(item, str):
             yield item
         else:
@@ -78,7 +92,7 @@ def _iter_lines(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike])
 
 
 def count_words(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike],
-                lowercase: bool = True) -> Counter:
+                lowercase: bool = True, on_bytes: Callable[[int], None] | None = None) -> Counter:
     """How often each basic token (word or punctuation character) occurs, as ``BertTokenizer``
     with ``do_lower_case=lowercase`` splits the text before WordPiece.
 
@@ -90,7 +104,7 @@ def count_words(lines_or_files: str | os.PathLike | Iterable[str | os.PathLike],
     counts: Counter = Counter()
     chunk: list[str] = []
     size = 0
-    for line in _iter_lines(lines_or_files):
+    for line in _iter_lines(lines_or_files, on_bytes):
         chunk.append(line)
         size += len(line)
         if size >= _CHUNK_CHARS:
@@ -122,7 +136,8 @@ def train_wordpiece_vocab(lines_or_files: str | os.PathLike | Iterable[str | os.
                           vocab_size: int, min_frequency: int = 2,
                           special_tokens: Iterable[str] = DEFAULT_SPECIAL_TOKENS,
                           lowercase: bool = True, limit_alphabet: int | None = 1000,
-                          initial_alphabet: Iterable[str] = ()) -> list[str]:
+                          initial_alphabet: Iterable[str] = (),
+                          on_bytes: Callable[[int], None] | None = None) -> list[str]:
     """Learn a WordPiece vocabulary of at most ``vocab_size`` tokens (special tokens included).
 
     Args:
@@ -137,6 +152,7 @@ def train_wordpiece_vocab(lines_or_files: str | os.PathLike | Iterable[str | os.
             all; words with other characters are left out, as the tokenizer maps them to [UNK].
         initial_alphabet: characters to include whatever their count (normalized as the text
             is), each with its ``##`` form, e.g. to cover text not in the training corpus.
+        on_bytes: called with the number of bytes of corpus files read so far (progress).
 
     Returns:
         The tokens in id order: specials, characters, ``##``-characters, then merges in the
@@ -157,7 +173,7 @@ def train_wordpiece_vocab(lines_or_files: str | os.PathLike | Iterable[str | os.
     basic = BasicTokenizer(do_lower_case=lowercase)
     forced = {n for c in initial for w in basic.tokenize(c) for n in w}
 
-    word_counts = count_words(lines_or_files, lowercase)
+    word_counts = count_words(lines_or_files, lowercase, on_bytes)
     if not word_counts:
         raise ValueError("train_wordpiece_vocab: the corpus is empty (no words after "
                          "pre-tokenization)")

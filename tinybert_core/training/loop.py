@@ -36,6 +36,7 @@ from tinybert_core.training.checkpoint import (
     restore_dropout_states,
     save_training_checkpoint,
 )
+from tinybert_core.training.run_dir import RunDirectory, open_job_directory
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.step import TrainingDiverged, optimizer_step
@@ -103,7 +104,7 @@ class StagePlan:
 def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = None,
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
-          stop_after: int | None = None,
+          stop_after: int | None = None, run_dir: RunDirectory | None = None,
           data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
@@ -112,11 +113,30 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     log, evaluate and save as due; at the end, write the model directory.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
+    `run_dir` is the output directory already opened by the caller with `open_run_directory`
+    (a recipe opens it before it writes a vocabulary there); None opens it here, locked for
+    the run, so two processes can never train into one directory.
     `data_parallel`: a `DataParallel` when this process is one of several (module docstring);
-    `on_step` is called on every process, `eval_batches` used on rank 0 only.
+    then rank 0 alone holds the directory (`open_job_directory`), `on_step` is called on every
+    process and `eval_batches` used on rank 0 only.
     Returns a summary with the final evaluation and the output paths.
     """
     plan = plan_stages(args, student, teacher)
+    if run_dir is not None and run_dir.path.resolve() != args.output_dir.resolve():
+        raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
+                         f"{args.output_dir}")
+    held = nullcontext(run_dir) if run_dir is not None else \
+        open_job_directory(args.output_dir, data_parallel, resume=resume)
+    with held:
+        return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
+                      resume, stop_after, data_parallel)
+
+
+def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
+           eval_batches: list[Any] | None, tokenizer: Any,
+           on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
+           stop_after: int | None, data_parallel: DataParallel | None) -> dict[str, Any]:
+    """`train`'s body, in a directory this process (or its job's rank 0) holds."""
     run = open_run(student, args, plan, batches, resume, data_parallel)
     main = data_parallel is None or data_parallel.is_main
     if not main:
@@ -202,11 +222,10 @@ class Run:
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
              resume: bool, data_parallel: DataParallel | None = None) -> Run:
     """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
-    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. A fresh run
-    refuses a directory that already holds a checkpoint. Under data parallelism every process
-    opens the same run (checked), gets its own dropout stream (its saved one on resume) and
-    rank 0's weights."""
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    the checkpoint's step (weights, moments, data position, RNG) of a resumed one. (That a
+    fresh run starts in an empty directory is `open_run_directory`'s rule.) Under data
+    parallelism every process opens the same run (checked), gets its own dropout stream (its
+    saved one on resume) and rank 0's weights."""
     checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = {**student.config.to_dict(), "strategy": args.strategy,
                   "stages": plan.describe()}
@@ -223,9 +242,6 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         batches.load_state(data_state)
     elif resume:
         raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    elif checkpoint.exists():
-        raise ValueError(f"{args.output_dir} already holds a training checkpoint; resume it "
-                         f"(--resume) or choose another output directory")
     dp = data_parallel
     if dp is not None:
         dp.check_same("the run's starting step and data position (every process must see "

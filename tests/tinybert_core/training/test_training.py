@@ -68,7 +68,8 @@ def test_killed_run_resumes_to_the_same_weights(tok, tmp_path):
         np.testing.assert_array_equal(p.numpy(), q.numpy(), err_msg=name)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["step"] for x in lines] == list(range(1, 8))
-    with pytest.raises(ValueError, match="already holds a training checkpoint"):
+    with pytest.raises(ValueError, match=r"is not empty \(it holds checkpoint.npz, "
+                                         r"metrics.jsonl, model\)"):
         train(b, TrainingArguments(tmp_path / "run", **args), batches(tok, tmp_path), teacher)
 
 
@@ -80,8 +81,9 @@ def test_progressive_stage_trains_only_its_block(tok, tmp_path):
     assert "mobilebert.embeddings.word_embeddings.weight" in copied
     assert not any("LayerNorm" in n and n.startswith("mobilebert.") for n in copied)
     before = {n: p.numpy().copy() for n, p in student.named_parameters()}
-    train(student, TrainingArguments(tmp_path, strategy="progressive", kt_steps_per_layer=2,
-                                     pd_steps=0), batches(tok, tmp_path), teacher)
+    train(student, TrainingArguments(tmp_path / "run", strategy="progressive",
+                                     kt_steps_per_layer=2, pd_steps=0),
+          batches(tok, tmp_path), teacher)
     after = dict(student.named_parameters())
     for name, old in before.items():
         changed = not np.array_equal(old, after[name].numpy())
@@ -124,4 +126,4 @@ def test_nan_stops_training_naming_step_and_tensor(tok, tmp_path):
     p.data[0, 0] = np.nan
     with pytest.raises(TrainingDiverged, match=r"step 0 \(stage pretrain\): non-finite loss "
                                                r"terms: loss, mlm"):
-        train(student, TrainingArguments(tmp_path, pd_steps=2), batches(tok, tmp_path))
+        train(student, TrainingArguments(tmp_path / "run", pd_steps=2), batches(tok, tmp_path))
