@@ -37,8 +37,11 @@ _COMMANDS = [
 @click.option("--backend", type=click.Choice(backends.names()), envvar=backends.ENV_VAR,
               default="numpy", show_default=True, show_envvar=True,
               help="Array backend for every tensor this command creates.")
+@click.option("--bucket-cap-mb", type=click.FloatRange(min=0, min_open=True), default=25.0,
+              show_default=True, help="Under mpiexec: gradients are averaged in buckets of at "
+              "most this many MB (PyTorch DDP's bucket_cap_mb).")
 @click.pass_context
-def tinybert(ctx: click.Context, backend: str) -> None:
+def tinybert(ctx: click.Context, backend: str, bucket_cap_mb: float) -> None:
     """MobileBERT from scratch: autograd, kernels, models and distillation in NumPy.
 
     Under `mpiexec -n N`, pretrain, distill and finetune train data-parallel: each process
@@ -47,7 +50,8 @@ def tinybert(ctx: click.Context, backend: str) -> None:
     """
     try:
         backends.set_default_backend(backend)
-        data_parallel = parallel.data_parallel_for(ctx.invoked_subcommand, os.environ)
+        data_parallel = parallel.data_parallel_for(ctx.invoked_subcommand, os.environ,
+                                                   bucket_cap_mb)
     except (backends.BackendUnavailable, ValueError, MPIUnavailable) as e:
         raise click.ClickException(str(e)) from e
     ctx.obj = {"data_parallel": data_parallel}

@@ -57,7 +57,8 @@ def set_thread_defaults(environ: MutableMapping[str, str], cpus: int | None = No
         environ.setdefault(name, threads)
 
 
-def data_parallel_for(command: str | None, environ: Mapping[str, str]) -> Any:
+def data_parallel_for(command: str | None, environ: Mapping[str, str],
+                      bucket_mb: float = 25.0) -> Any:
     """The DataParallel of a process an MPI launcher started with N > 1, else None.
 
     Raises ValueError for a command that does not train in parallel, and MPIUnavailable (with
@@ -68,7 +69,7 @@ def data_parallel_for(command: str | None, environ: Mapping[str, str]) -> Any:
         raise ValueError(f"`tinybert {command}` does not run data-parallel; run it without "
                          f"mpiexec (data-parallel commands: {', '.join(PARALLEL_COMMANDS)})")
     from autograd.distributed import DataParallel
-    return DataParallel()
+    return DataParallel(bucket_mb=bucket_mb)
 
 
 def fail(dp: Any, error: BaseException, user_error: bool) -> NoReturn:

@@ -2,6 +2,8 @@
 3-process MPI job (`mpi` tests, skipped with a reason when mpi4py or mpiexec is missing)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -55,4 +57,5 @@ def test_collectives_in_three_processes(wait):
         argv.append("--busy-wait")
     result, _ = run(3, argv, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert sorted(result.stdout.split("\n")[:3]) == ["ok 0", "ok 1", "ok 2"], result.stdout
+    # mpiexec forwards each process's lines as they come, not necessarily one per line.
+    assert sorted(re.findall(r"ok \d", result.stdout)) == ["ok 0", "ok 1", "ok 2"], result.stdout
