@@ -160,9 +160,9 @@ class DataParallel:
 
     def average(self, values: dict[str, float]) -> dict[str, float]:
         """Each value averaged over processes (every process passes the same keys)."""
-        names = sorted(values)
-        totals = self.sum([values[k] for k in names]) / self.size
-        return {k: float(v) for k, v in zip(names, totals)}
+        names = sorted(values)                       # the same order in every process
+        totals = dict(zip(names, (self.sum([values[k] for k in names]) / self.size).tolist()))
+        return {k: totals[k] for k in values}
 
     def allgather_json(self, obj: Any) -> list[Any]:
         """`obj` (anything JSON can hold) from every process, in rank order."""
