@@ -121,6 +121,10 @@ class Optimizer:
         """Restore what `state_dict` saved; unknown parameters or wrong shapes are listed."""
         if "step" not in state:
             raise ValueError("optimizer state: missing key 'step'")
+        step = np.asarray(state["step"])
+        if step.shape != () or step.dtype.kind not in "iu" or int(step) < 0:
+            raise ValueError(f"optimizer state: 'step' must be a non-negative integer scalar, "
+                             f"got {step.dtype} of shape {step.shape}")
         params = dict(self.params)
         new: dict[str, dict[str, Any]] = {name: {} for name in params}
         problems = []
@@ -136,12 +140,14 @@ class Optimizer:
                 problems.append(f"state for unknown parameter {name}")
             elif tuple(np.shape(arr)) != p.shape:
                 problems.append(f"{key}: saved {tuple(np.shape(arr))} vs parameter {p.shape}")
+            elif np.asarray(arr).dtype.kind != "f" or not np.isfinite(arr).all():
+                problems.append(f"{key}: not finite floating-point values")
             else:
                 new[name][slot] = p.backend.asarray(np.array(arr, dtype=p.dtype))
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         self.state = new
-        self.step_count = int(np.asarray(state["step"]))
+        self.step_count = int(step)
 
 
 class SGD(Optimizer):
@@ -232,8 +238,8 @@ def clip_grad_norm(params: Any, max_norm: float) -> float:
     grads = [p for p in tensors if p.grad is not None]
     total = 0.0
     for p in grads:
-        g = p.grad
-        total += float((g * g).sum(dtype=np.float64))
+        g = p.grad.astype(np.float64, copy=False)  # in float32, a gradient of 1e20 overflows
+        total += float((g * g).sum())
     norm = math.sqrt(total)
     if math.isfinite(norm) and norm > max_norm > 0:
         scale = max_norm / norm

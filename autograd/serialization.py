@@ -15,104 +15,32 @@ Two formats:
   each member's header against its size before allocating, so a corrupt file cannot ask for a
   huge array or reach the unpickler.
 
-Every write goes to a temp file in the target's directory and is `os.replace`d over the target
-after flush + fsync (`atomic_open`), so a crash or an exception never leaves a half-written
-checkpoint under the real name. `atomic_open` is the one writer for every file tinybert
-writes (checkpoints, configs, vocabularies, token caches, embeddings): the new file gets the
-mode any new file gets under the umask (0644 with the usual 022), not mkstemp's 0600.
-Every way a file can be bad raises `CheckpointError`, a
-`ValueError` whose message names the file and the problem.
+Files are written through `autograd.files.atomic_open` (temp file, fsync, rename: a crash never
+leaves a half-written checkpoint under the real name) and opened for reading with
+`open_regular` (a FIFO or a directory is refused, not waited on). Every way a file can be bad
+raises `CheckpointError`, a `ValueError` whose message names the file and the problem, and no
+allocation is larger than the file's real size justifies.
 """
 from __future__ import annotations
 
+import ast
 import json
+import lzma
 import math
 import os
-import secrets
+import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Union
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-PathLike = Union[str, "os.PathLike[str]"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read: truncated, corrupt, or not what its header says."""
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-@contextmanager
-def atomic_open(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temp file next to `path`; on a clean exit, fsync it and rename it onto `path`.
-
-    If the body raises, the temp file is removed and an existing `path` is left untouched.
-    The parent directory must exist (FileNotFoundError naming it otherwise).
-    `mode` is "wb" (binary) or "w" (UTF-8 text).
-    """
-    if mode not in ("wb", "w"):
-        raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {parent} does not exist")
-    # Our own O_EXCL create instead of mkstemp: mkstemp makes the file 0600, whereas mode 0666
-    # lets the umask give the checkpoint the same permissions any other new file would get.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of a 64-bit random name
-        raise FileExistsError(f"atomic_open: could not create a temp file in {parent}")
-    try:
-        text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
-        with os.fdopen(fd, mode, **text) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: PathLike, write_fn: Callable[[IO[bytes]], Any]) -> None:
-    """Call `write_fn(f)` on a binary temp file, then move it onto `path` (see `atomic_open`)."""
-    with atomic_open(path, "wb") as f:
-        write_fn(f)
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write `text` as UTF-8 with "\n" line ends to `path` (see `atomic_open`)."""
-    with atomic_open(path, "w") as f:
-        f.write(text)
+from autograd.files import (CheckpointError, PathLike, atomic_open, atomic_write,
+                            atomic_write_text, open_regular, parse_json)
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -257,14 +185,6 @@ def _is_count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"duplicate key {dup!r}")
-    return dict(pairs)
-
-
 def _read_st_header(f: IO[bytes], path: Path, size: int) -> tuple[dict[str, str], list[_Entry]]:
     """Parse and fully validate the header; leaves `f` at the start of the data."""
     where = f"safetensors file {path}"
@@ -281,9 +201,11 @@ def _read_st_header(f: IO[bytes], path: Path, size: int) -> tuple[dict[str, str]
         raise CheckpointError(f"{where}: header length {n} is larger than the file "
                               f"({size} bytes)")
     try:
-        header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, duplicates
-        raise CheckpointError(f"{where}: invalid JSON header: {e}") from e
+        text = f.read(n).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{where}: the header is not UTF-8: {e.reason} at byte "
+                              f"{8 + e.start}") from None
+    header = parse_json(text, f"{where}: header")
     if not isinstance(header, dict):
         raise CheckpointError(f"{where}: the header is a JSON {type(header).__name__}, "
                               f"not an object")
@@ -343,7 +265,7 @@ def read_safetensors_metadata(path: PathLike) -> SafetensorsHeader:
     {name: (dtype name as stored, e.g. "BF16", shape tuple)} in header order.
     """
     path = Path(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "safetensors file") as f:
         metadata, entries = _read_st_header(f, path, os.fstat(f.fileno()).st_size)
     return SafetensorsHeader(metadata, {e.name: (e.dtype, e.shape) for e in entries})
 
@@ -356,7 +278,7 @@ def load_safetensors(path: PathLike) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     out: dict[str, np.ndarray] = {}
-    with open(path, "rb") as f:
+    with open_regular(path, "safetensors file") as f:
         _, entries = _read_st_header(f, path, os.fstat(f.fileno()).st_size)
         # The validated offsets tile the data section from 0, so reading in offset order is
         # one sequential pass, straight into each array's own buffer.
@@ -376,10 +298,13 @@ def load_safetensors(path: PathLike) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- npz
 
 _NPZ_KINDS = "biufc"  # bool, signed, unsigned, float, complex
-# What zipfile, zlib and numpy.lib.format raise on damaged input.
+_NPY_DESCR = re.compile(r"[<>|=]?[biufc][0-9]{1,2}")   # the plain numeric dtypes, nothing else
+_NPY_MAX_HEADER = 10_000  # numpy's own limit on a header's length
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand data more than this
+# What zipfile and its decompressors raise on damaged input.
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-               KeyError, NotImplementedError, RuntimeError, RecursionError, zlib.error,
-               struct.error)
+               KeyError, NotImplementedError, RuntimeError, RecursionError, OverflowError,
+               zlib.error, lzma.LZMAError, struct.error)
 
 
 def save_npz(path: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
@@ -410,13 +335,16 @@ def load_npz(path: PathLike) -> dict[str, np.ndarray]:
     """Load every array of an .npz file (e.g. from `np.savez`), with no pickle ever involved.
 
     Arrays come back C-contiguous, native-endian and writable, the file closed. Pickled
-    object arrays, non-numeric dtypes and damaged archives raise CheckpointError.
+    object arrays, non-numeric dtypes and damaged archives raise CheckpointError. Nothing the
+    zip directory or a .npy header claims is trusted: sizes are checked against the file's
+    real size before any buffer is allocated, and headers are parsed by our own code.
     """
     path = Path(path)
     where = f"npz file {path}"
     out: dict[str, np.ndarray] = {}
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
+    with open_regular(path, "npz file") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
             raise CheckpointError(f"{where}: the file is empty")
         try:
             zf = zipfile.ZipFile(f)
@@ -430,33 +358,87 @@ def load_npz(path: PathLike) -> dict[str, np.ndarray]:
                 key = info.filename[:-len(".npy")]
                 if key in out:
                     raise CheckpointError(f"{where}: array {key!r} appears twice")
+                member = f"{where}: array {key!r}"
+                _check_member(info, size, member)
                 try:
-                    out[key] = _read_npy_member(zf, info, f"{where}: array {key!r}")
+                    out[key] = _read_npy_member(zf, info, member)
                 except CheckpointError:
                     raise
                 except _ZIP_ERRORS as e:
-                    raise CheckpointError(f"{where}: array {key!r} is corrupt: "
-                                          f"{type(e).__name__}: {e}") from e
+                    raise CheckpointError(f"{member} is corrupt: {type(e).__name__}: "
+                                          f"{e}") from e
     return out
+
+
+def _check_member(info: zipfile.ZipInfo, archive_size: int, where: str) -> None:
+    """What the zip directory says about a member must fit in the file as it really is."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise CheckpointError(f"{where} uses zip compression method {info.compress_type}; "
+                              f"only stored and deflate members are read")
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{where} is encrypted")
+    if info.header_offset + info.compress_size > archive_size:
+        raise CheckpointError(f"{where}: the zip directory claims {info.compress_size} bytes "
+                              f"at offset {info.header_offset}, past the end of the "
+                              f"{archive_size}-byte file")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise CheckpointError(f"{where}: the zip directory claims {info.file_size} bytes for a "
+                              f"stored member of {info.compress_size} bytes")
+    if info.file_size > info.compress_size * _DEFLATE_MAX_RATIO + 64:
+        raise CheckpointError(f"{where}: the zip directory claims {info.file_size} bytes, more "
+                              f"than {info.compress_size} compressed bytes can hold")
+
+
+def _read_npy_header(fp: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, header length) of a .npy stream, parsed without numpy's
+    reader (which falls back to `tokenize` on odd headers and builds any dtype asked for)."""
+    magic = fp.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise CheckpointError(f"{where} is not a .npy array (bad magic bytes)")
+    version = (magic[6], magic[7])
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise CheckpointError(f"{where}: unsupported .npy format version {version}")
+    size_format = "<H" if version == (1, 0) else "<I"
+    raw = fp.read(struct.calcsize(size_format))
+    if len(raw) < struct.calcsize(size_format):
+        raise CheckpointError(f"{where}: truncated .npy header")
+    (n,) = struct.unpack(size_format, raw)
+    if n > _NPY_MAX_HEADER:
+        raise CheckpointError(f"{where}: .npy header of {n} bytes exceeds {_NPY_MAX_HEADER}")
+    header = fp.read(n)
+    if len(header) < n:
+        raise CheckpointError(f"{where}: truncated .npy header")
+    try:
+        d = ast.literal_eval(header.decode("utf-8" if version == (3, 0) else "latin1"))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as e:
+        raise CheckpointError(f"{where}: unreadable .npy header: {type(e).__name__}") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise CheckpointError(f"{where}: the .npy header is not a dict of descr, "
+                              f"fortran_order and shape")
+    shape, fortran, descr = d["shape"], d["fortran_order"], d["descr"]
+    if not isinstance(shape, tuple) or not all(_is_count(x) for x in shape):
+        raise CheckpointError(f"{where}: invalid shape {shape!r} in the .npy header")
+    if not isinstance(fortran, bool):
+        raise CheckpointError(f"{where}: invalid fortran_order {fortran!r} in the .npy header")
+    if descr in ("O", "|O"):
+        raise CheckpointError(f"{where}: holds pickled Python objects (dtype object); "
+                              f"refusing to unpickle")
+    if not isinstance(descr, str) or not _NPY_DESCR.fullmatch(descr):
+        raise CheckpointError(f"{where}: unsupported dtype {descr!r}; only bool, integer, "
+                              f"float and complex arrays are read")
+    try:
+        dtype = np.dtype(descr)
+    except TypeError:
+        raise CheckpointError(f"{where}: unsupported dtype {descr!r}") from None
+    return shape, fortran, dtype, 8 + len(raw) + n
 
 
 def _read_npy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> np.ndarray:
     with zf.open(info) as fp:
-        version = npy_format.read_magic(fp)
-        if version == (1, 0):
-            shape, fortran, dtype = npy_format.read_array_header_1_0(fp)
-        elif version == (2, 0):
-            shape, fortran, dtype = npy_format.read_array_header_2_0(fp)
-        else:
-            raise CheckpointError(f"{where}: unsupported .npy format version {version}")
-        if dtype.hasobject:
-            raise CheckpointError(f"{where}: holds pickled Python objects (dtype {dtype}); "
-                                  f"refusing to unpickle")
-        if dtype.kind not in _NPZ_KINDS:
-            raise CheckpointError(f"{where}: unsupported dtype {dtype}")
-        # Check the size the header claims against the member before allocating anything.
+        shape, fortran, dtype, header = _read_npy_header(fp, where)
+        # The header's claim against the member's (already checked) size, before allocating.
         need = math.prod(shape) * dtype.itemsize
-        have = info.file_size - fp.tell()
+        have = info.file_size - header
         if need != have:
             raise CheckpointError(f"{where}: header says shape {shape} of {dtype} ({need} "
                                   f"bytes) but the member holds {have} bytes of data")

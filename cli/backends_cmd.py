@@ -14,6 +14,7 @@ import click
 
 import backends
 from autograd.distributed import mpi_status
+from cli.options import json_option
 
 
 def _numba_details() -> dict[str, Any]:
@@ -42,7 +43,7 @@ def backend_report() -> dict[str, Any]:
 
 
 @click.command("backends", epilog="Example: tinybert --backend numba backends --json")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@json_option("the report")
 def backends_command(as_json: bool) -> None:
     """List the array backends and whether each is available here.
 

@@ -7,14 +7,16 @@ import click
 
 import backends
 from autograd.audit import audit_cases, run_case
+from cli.options import SEED, json_option
 from cli.progress import progress
 
 
 @click.command("gradcheck",
                epilog="Example: tinybert --backend numba gradcheck --json > audit.json")
-@click.option("--seed", default=0, show_default=True, help="Seed of the random test inputs.")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="Seed of the random test inputs.")
 @click.option("--only", default=None, help="Audit only ops whose name contains this text.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("the results")
 def gradcheck(seed: int, only: str | None, as_json: bool) -> None:
     """Gradient-check every differentiable op in float64.
 

@@ -7,32 +7,31 @@ from pathlib import Path
 import click
 import numpy as np
 
-from autograd.serialization import CheckpointError, atomic_open
+from autograd.files import atomic_open
+from cli.errors import user_errors
+from cli.options import IN_FILE, OUT_FILE, POSITIVE, json_option, model_dir_argument
 from cli.progress import progress
-
-_LOAD_ERRORS = (ValueError, TypeError, FileNotFoundError, CheckpointError)
 
 
 def _load(model_dir: Path, task: str):
     from tinybert_core import BertTokenizer, load_model
-    if not (model_dir / "vocab.txt").is_file():
-        raise click.ClickException(f"{model_dir} has no vocab.txt; save the tokenizer with "
-                                   f"the model (save_pretrained(dir, tokenizer=...))")
-    try:
+    if not (model_dir / "vocab.txt").exists():
+        raise click.ClickException(f"{model_dir} has no vocab.txt: a model directory needs the "
+                                   f"vocabulary the model was trained with (copy that vocab.txt "
+                                   f"into it)")
+    with user_errors():
         tokenizer = BertTokenizer.from_pretrained(model_dir)
         model = load_model(model_dir, task)
-    except _LOAD_ERRORS as e:
-        raise click.ClickException(str(e)) from e
     return model, tokenizer
 
 
 @click.command("fill-mask",
                epilog='Example: tinybert fill-mask ./mobilebert "Paris is the [MASK] of France."')
-@click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@model_dir_argument()
 @click.argument("text")
-@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1),
+@click.option("--top-k", default=5, show_default=True, type=POSITIVE,
               help="How many candidate tokens to show per [MASK].")
-@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+@json_option("the predictions")
 def fill_mask_command(model_dir: Path, text: str, top_k: int, as_json: bool) -> None:
     """Predict the tokens hidden behind each [MASK] in TEXT.
 
@@ -41,10 +40,8 @@ def fill_mask_command(model_dir: Path, text: str, top_k: int, as_json: bool) -> 
     """
     from tinybert_core.inference import fill_mask
     model, tokenizer = _load(model_dir, "masked_lm")
-    try:
+    with user_errors():
         results = fill_mask(model, tokenizer, text, top_k)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps({"text": text, "predictions": results}, indent=2))
         return
@@ -57,39 +54,40 @@ def fill_mask_command(model_dir: Path, text: str, top_k: int, as_json: bool) -> 
 
 @click.command("encode", epilog="Example: tinybert encode ./mobilebert --input sentences.txt "
                                 "--output embeddings.npy --pooling mean")
-@click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--input", "input_path", required=True,
-              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+@model_dir_argument()
+@click.option("--input", "input_path", required=True, type=IN_FILE,
               help="UTF-8 text file, one text per line.")
-@click.option("--output", "output_path", required=True,
-              type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--output", "output_path", required=True, type=OUT_FILE,
               help="Where to write the (lines, hidden_size) float32 .npy array.")
 @click.option("--pooling", type=click.Choice(["cls", "mean"]), default="cls", show_default=True,
               help="[CLS] hidden state, or the mean over all tokens.")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch-size", default=32, show_default=True, type=POSITIVE,
               help="Texts per forward pass.")
-@click.option("--max-length", default=None, type=click.IntRange(min=2),
-              show_default="max_position_embeddings", help="Truncate texts to this many tokens.")
+@click.option("--max-seq-length", default=None, type=click.IntRange(min=2),
+              show_default="the model's max_position_embeddings",
+              help="Truncate texts to this many tokens, [CLS] and [SEP] included.")
 def encode_command(model_dir: Path, input_path: Path, output_path: Path, pooling: str,
-                   batch_size: int, max_length: int | None) -> None:
+                   batch_size: int, max_seq_length: int | None) -> None:
     """Embed each line of --input with the model's last layer and save them as .npy.
 
     Row i of the output is line i of the input. Lines are batched by token length, so no
     padding is used and each row equals the line encoded on its own.
     """
     from tinybert_core.inference import embed_texts
+    if not output_path.parent.is_dir():
+        raise click.ClickException(f"cannot write {output_path}: directory {output_path.parent} "
+                                   f"does not exist")
     model, tokenizer = _load(model_dir, "base")
     try:
         texts = input_path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
-        raise click.ClickException(f"{input_path} is not UTF-8 text: {e}") from e
+        raise click.ClickException(f"{input_path} is not UTF-8 text: {e.reason} at byte "
+                                   f"{e.start}") from e
     if not texts:
         raise click.ClickException(f"{input_path} is empty")
-    with progress(len(texts), "encode", unit="texts") as bar:
-        vectors = embed_texts(model, tokenizer, texts, pooling, batch_size, max_length,
+    with user_errors(), progress(len(texts), "encode", unit="texts") as bar:
+        vectors = embed_texts(model, tokenizer, texts, pooling, batch_size, max_seq_length,
                               on_batch=lambda done, total: bar.update(done - bar.done))
-    if not output_path.parent.is_dir():
-        raise click.ClickException(f"output directory {output_path.parent} does not exist")
-    with atomic_open(output_path, "wb") as f:
+    with user_errors(), atomic_open(output_path, "wb") as f:
         np.save(f, vectors, allow_pickle=False)
     click.echo(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {output_path}")

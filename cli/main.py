@@ -27,8 +27,8 @@ _COMMANDS = [
     ("cli.inference_cmd", "encode_command"),
     ("cli.train_cmd", "pretrain_command"),
     ("cli.train_cmd", "distill_command"),
-    ("cli.train_cmd", "evaluate_mlm_command"),
-    ("cli.train_cmd", "vocab_command"),
+    ("cli.evaluate_cmd", "evaluate_mlm_command"),
+    ("cli.vocab_cmd", "vocab_command"),
 ]
 
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
 from typing import Any, NoReturn
+
+import click
 
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
@@ -72,7 +75,57 @@ def data_parallel_for(command: str | None, environ: Mapping[str, str],
     return DataParallel(bucket_mb=bucket_mb)
 
 
-def fail(dp: Any, error: BaseException, user_error: bool) -> NoReturn:
+def current_data_parallel() -> Any:
+    """The DataParallel of this process when mpiexec started it (cli/main.py), else None."""
+    ctx = click.get_current_context(silent=True)
+    obj = None if ctx is None else ctx.find_root().obj
+    return obj.get("data_parallel") if isinstance(obj, dict) else None
+
+
+def is_speaker() -> bool:
+    """Whether this process prints: always without MPI, only rank 0 under it."""
+    dp = current_data_parallel()
+    return dp is None or dp.is_main
+
+
+class _Quiet:
+    """The progress reporter of a rank that does not speak."""
+    done = 0
+
+    def update(self, n: int = 1, item: Any = None, total: int | None = None) -> None:
+        pass
+
+
+@contextmanager
+def rank0_progress(length: int | None, label: str, **kw: Any) -> Iterator[Any]:
+    """`cli.progress.progress` on the process that speaks; a reporter that says nothing on
+    the other ranks."""
+    if is_speaker():
+        from cli.progress import progress
+        with progress(length, label, **kw) as bar:
+            yield bar
+    else:
+        yield _Quiet()
+
+
+@contextmanager
+def ending_job_on_error(dp: Any) -> Iterator[None]:
+    """Under MPI, an error on this rank ends every rank (`fail`); wrap it around
+    `cli.errors.user_errors`, whose one-line ClickException is then the rank's message."""
+    if dp is None:
+        yield
+        return
+    try:
+        yield
+    except (click.exceptions.Exit, click.exceptions.Abort, KeyboardInterrupt):
+        raise
+    except click.ClickException as e:
+        fail(dp, e.format_message(), user_error=True)
+    except Exception as e:
+        fail(dp, e, user_error=False)
+
+
+def fail(dp: Any, error: BaseException | str, user_error: bool) -> NoReturn:
     """End the whole MPI job after printing `error` as this rank's: one line for a user error,
     the traceback for anything else."""
     where = f"rank {dp.rank} of {dp.size}"

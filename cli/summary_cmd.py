@@ -5,34 +5,35 @@ import json
 
 import click
 
-from tinybert_core.config import PRESETS, MobileBertConfig
+from cli.errors import user_errors
+from cli.options import POSITIVE, config_option, json_option
+from tinybert_core.config import MobileBertConfig
 from tinybert_core.models.counting import summary
 
 
-@click.command("summary", epilog="Example: tinybert summary --config mobilebert --seq-len 128")
-@click.option("--config", "config_name", required=True, metavar="NAME_OR_DIR",
-              help=f"A preset ({', '.join(PRESETS)}), a model directory or a config.json.")
+@click.command("summary",
+               epilog="Example: tinybert summary --config mobilebert --max-seq-length 128")
+@config_option(None, "Model to count")
 @click.option("--architecture", default=None, show_default="the backbone",
               help="Model class to count, e.g. MobileBertForPreTraining or ForPreTraining.")
-@click.option("--seq-len", default=128, show_default=True, type=click.IntRange(min=1),
+@click.option("--max-seq-length", "seq_len", default=128, show_default=True, type=POSITIVE,
               help="Sequence length for the FLOP count.")
-@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--batch-size", default=1, show_default=True, type=POSITIVE,
               help="Batch size for the FLOP count.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def summary_command(config_name: str, architecture: str | None, seq_len: int, batch_size: int,
+@json_option("the summary")
+def summary_command(config: str, architecture: str | None, seq_len: int, batch_size: int,
                     as_json: bool) -> None:
     """Count a model's parameters and matmul FLOPs from its config.
 
     Parameters are listed per top-level module (embeddings, encoder, pooler, heads) and in
     total, computed from the config's shapes without building the model. FLOPs are
     2 x multiply-accumulates of the dense layers and of the attention products Q K^T and P V
-    for one forward pass at --seq-len.
+    for one forward pass at --max-seq-length.
     """
-    try:
-        config = MobileBertConfig.from_pretrained(config_name)
-        info = summary(config, architecture, seq_len, batch_size)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        raise click.ClickException(str(e)) from e
+    config_name = str(config)
+    with user_errors():
+        info = summary(MobileBertConfig.from_pretrained(config), architecture, seq_len,
+                       batch_size)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return

@@ -29,7 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autograd.files import CheckpointError, load_json
+
 CONFIG_NAME = "config.json"
+
+# Upper bounds far above any published BERT-family model (BERT-large: 24 layers, width 1024,
+# 30,522 tokens; multilingual vocabularies: 250,000): a config beyond them is a corrupt or
+# hostile file, refused before a model of terabytes or a billion layers is built.
+LIMITS = {"vocab_size": 1 << 22, "embedding_size": 1 << 16, "hidden_size": 1 << 16,
+          "num_hidden_layers": 1000, "num_attention_heads": 1 << 12,
+          "intermediate_size": 1 << 18, "max_position_embeddings": 1 << 20,
+          "type_vocab_size": 1 << 12, "intra_bottleneck_size": 1 << 16,
+          "num_feedforward_networks": 64, "num_labels": 1 << 20}
 
 # hidden_act name -> (kind, approximate): HF's ACT2FN names. "gelu" is the exact erf form;
 # "gelu_new" and friends are the tanh approximation (Google's BERT/IB-BERT code).
@@ -136,8 +147,9 @@ class MobileBertConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"MobileBertConfig: {name} must be an int, got {value!r}")
-            if value < 1:
-                raise ValueError(f"MobileBertConfig: {name} must be >= 1, got {value}")
+            if not 1 <= value <= LIMITS[name]:
+                raise ValueError(f"MobileBertConfig: {name} must be between 1 and "
+                                 f"{LIMITS[name]:,}, got {value:,}")
         bools = ["trigram_input", "use_bottleneck", "use_bottleneck_attention",
                  "key_query_shared_bottleneck", "classifier_activation", "tie_word_embeddings"]
         for name in bools:
@@ -153,8 +165,18 @@ class MobileBertConfig:
                                  f"got {p!r}")
         for name in ("initializer_range", "layer_norm_eps"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"MobileBertConfig: {name} must be a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise ValueError(f"MobileBertConfig: {name} must be a positive finite number, "
+                                 f"got {v!r}")
+        if self.architectures is not None and not (
+                isinstance(self.architectures, list)
+                and all(isinstance(a, str) for a in self.architectures)):
+            raise TypeError(f"MobileBertConfig: architectures must be a list of class names, "
+                            f"got {self.architectures!r}")
+        for name in ("hidden_act", "normalization_type", "model_type"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"MobileBertConfig: {name} must be a string, "
+                                f"got {getattr(self, name)!r}")
         if self.model_type not in MODEL_TYPES:
             raise ValueError(f"MobileBertConfig: unknown model_type {self.model_type!r}; "
                              f"known: {', '.join(MODEL_TYPES)}")
@@ -220,6 +242,15 @@ class MobileBertConfig:
         return out
 
     @classmethod
+    def _check_overrides(cls, overrides: dict[str, Any]) -> set[str]:
+        """The field names; a typo among the overrides is a TypeError (a caller's bug)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"MobileBertConfig: unknown config field(s) {', '.join(unknown)}")
+        return names
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> MobileBertConfig:
         """Build from an HF-style dict. HF's bookkeeping keys are dropped; other unknown keys
         are kept in `extra` and written back by `to_dict` (as transformers does). `overrides`
@@ -227,10 +258,7 @@ class MobileBertConfig:
         if not isinstance(data, dict):
             raise TypeError(f"MobileBertConfig.from_dict: expected a dict, "
                             f"got {type(data).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise TypeError(f"MobileBertConfig: unknown config field(s) {', '.join(unknown)}")
+        names = cls._check_overrides(overrides)
         data = {**data, **overrides}
         is_bert = data.get("model_type", "mobilebert") == "bert"
         kwargs: dict[str, Any] = dict(_BERT_DEFAULTS) if is_bert else {}
@@ -279,18 +307,15 @@ class MobileBertConfig:
 
     @classmethod
     def from_json(cls, path: str | Path, **overrides: Any) -> MobileBertConfig:
-        """Read a config.json; any error names the file."""
+        """Read a config.json: strict UTF-8 JSON (no duplicate keys, no NaN/Infinity), every
+        value checked; a problem with the file raises CheckpointError naming it."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"config file not found: {path}") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not valid JSON: {e}") from e
+        cls._check_overrides(overrides)
+        data = load_json(path, "config file")
         try:
             return cls.from_dict(data, **overrides)
         except (TypeError, ValueError) as e:
-            raise type(e)(f"{path}: {e}") from e
+            raise CheckpointError(f"config file {path}: {e}") from None
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **overrides: Any) -> MobileBertConfig:

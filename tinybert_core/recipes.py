@@ -41,6 +41,7 @@ class DataOptions:
     batch_size: int = 8
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
+    mlm_probability: float = 0.15              # share of tokens masked (BERT's masked_lm_prob)
     whole_word_mask: bool = False
     eval_batches: int = 20
     cache_dir: Path | None = None
@@ -91,7 +92,8 @@ def _data(data: DataOptions, tokenizer: BertTokenizer, dp: DataParallel | None =
     """Training batches (this process's shard) and, on rank 0, the held-out batches."""
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
-              whole_word_mask=data.whole_word_mask, cache_dir=data.cache_dir)
+              masked_lm_prob=data.mlm_probability, whole_word_mask=data.whole_word_mask,
+              cache_dir=data.cache_dir)
     shard = (0, 1) if dp is None else (dp.rank, dp.size)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
                                        shard=shard, **kw)
@@ -199,6 +201,7 @@ def evaluate(model_dir: Path, data: DataOptions,
     ev = make_eval_batches(paths, tokenizer=tokenizer, batch_size=data.batch_size,
                            max_seq_length=data.max_seq_length,
                            max_predictions_per_seq=data.max_predictions_per_seq,
+                           masked_lm_prob=data.mlm_probability,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
     result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))

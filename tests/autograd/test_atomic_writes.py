@@ -91,3 +91,43 @@ def test_atomic_open_rejects_other_modes(tmp_path):
     with pytest.raises(ValueError, match=r"atomic_open: mode must be 'wb' or 'w', got 'ab'"), \
             atomic_open(tmp_path / "x", "ab"):
         pass
+
+
+# ----------------------------------------------------------------------------- errors name the file
+
+def test_a_full_or_read_only_disk_names_the_target_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import errno
+
+    from autograd import files
+    path = tmp_path / "vocab.txt"
+    path.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(OSError) as info:
+        files.atomic_write_text(path, "new\n")
+    assert str(info.value) == f"[Errno 28] cannot write {path}: No space left on device"
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["vocab.txt"]
+    monkeypatch.undo()
+
+    real_open = os.open
+
+    def read_only(p, flags, mode=0o777):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", str(p))
+        return real_open(p, flags, mode)
+
+    monkeypatch.setattr(files.os, "open", read_only)
+    with pytest.raises(PermissionError) as info:
+        files.atomic_write_text(path, "new\n")
+    assert str(info.value) == f"[Errno 13] cannot write {path}: Permission denied"
+    assert ".tmp" not in str(info.value) and path.read_text() == "old\n"
+
+
+def test_a_missing_directory_is_named(tmp_path):
+    from autograd.files import atomic_write_text
+    with pytest.raises(FileNotFoundError, match=f"cannot write {tmp_path}/no/x.txt: directory "
+                                                f"{tmp_path}/no does not exist"):
+        atomic_write_text(tmp_path / "no" / "x.txt", "x")

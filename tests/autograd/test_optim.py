@@ -224,3 +224,15 @@ def test_schedules_follow_google_create_optimizer():
     assert math.isclose(optim.linear_warmup_poly_decay(2.0, 4, end_lr_rate=1.0)(3), 2.0)
     with pytest.raises(ValueError, match="num_train_steps"):
         optim.linear_warmup_poly_decay(1.0, 0)
+
+
+def test_the_gradient_norm_does_not_overflow_float32():
+    from autograd import nn as tnn
+    layer = tnn.Linear(4, 3)
+    layer.weight.grad = np.full((3, 4), 1e30, np.float32)       # squares overflow float32
+    layer.bias.grad = np.zeros(3, np.float32)
+    norm = optim.clip_grad_norm(layer, 1.0)
+    assert np.isclose(norm, 1e30 * np.sqrt(12), rtol=1e-6)
+    total = np.sqrt(sum(float((p.grad.astype(np.float64) ** 2).sum())
+                        for p in layer.parameters()))
+    assert np.isfinite(layer.weight.grad).all() and np.isclose(total, 1.0, rtol=1e-5)

@@ -256,9 +256,9 @@ CORRUPT_SAFETENSORS = [
     ("short", b"\x08\x00\x00", r"truncated: 3 bytes, too short for the 8-byte header length"),
     ("header longer than file", _craft(b"{}", n=64), r"header length 64 is larger than the file"),
     ("absurd header length", _craft(b"{}", n=2 ** 40), r"header length 1099511627776 exceeds"),
-    ("invalid json", _craft(b'{"a": '), r"invalid JSON header"),
-    ("invalid utf-8", _craft(b'{"\xff": 1}'), r"invalid JSON header.*utf-8"),
-    ("duplicate key", _craft(b'{"a": {}, "a": {}}'), r"invalid JSON header: duplicate key 'a'"),
+    ("invalid json", _craft(b'{"a": '), r"header: invalid JSON"),
+    ("invalid utf-8", _craft(b'{"\xff": 1}'), r"the header is not UTF-8: invalid start byte"),
+    ("duplicate key", _craft(b'{"a": {}, "a": {}}'), r"header: invalid JSON: duplicate key 'a'"),
     ("not an object", _craft(b"[1, 2]"), r"the header is a JSON list, not an object"),
     ("entry not object", _craft({"a": 3}), r"tensor 'a' needs dtype, shape and data_offsets"),
     ("unknown dtype", _craft(_with("a", dtype="F8_E4M3"), GOOD_DATA),
@@ -344,11 +344,11 @@ def _corrupt_npz_cases(tmp_path):
          r"array 'x': header says shape \(1000000000000,\) .* but the member holds 8 bytes"),
         ("bad npy magic", _npz_with_member(tmp_path, "x.npy", {**f8, "shape": (1,)},
                                            bytes(8)).replace(b"\x93NUMPY", b"\x93NUMPX"),
-         r"array 'x' is corrupt"),
+         r"array 'x' (is corrupt|is not a \.npy array)"),
         ("string dtype", _npz_with_member(tmp_path, "s.npy",
                                           {"descr": "<U3", "fortran_order": False,
                                            "shape": (1,)}, bytes(12)),
-         r"array 's': unsupported dtype <U3"),
+         r"array 's': unsupported dtype '<U3'"),
     ]
 
 

@@ -27,7 +27,7 @@ def test_summary_text_and_json():
     assert result.exit_code == 0, result.output
     assert "24,581,888" in result.output and "20,213,760" in result.output
     assert "5.385 G" in result.output
-    result = runner.invoke(summary_command, ["--config", "bert-base", "--seq-len", "128",
+    result = runner.invoke(summary_command, ["--config", "bert-base", "--max-seq-length", "128",
                                              "--json"])
     info = json.loads(result.output)
     assert info["total_parameters"] == 109_482_240
@@ -42,10 +42,11 @@ def test_summary_text_and_json():
 def test_summary_user_errors():
     runner = CliRunner()
     result = runner.invoke(summary_command, ["--config", "mobilebert-huge"])
-    assert result.exit_code == 1 and "neither a preset" in result.output
+    assert result.exit_code == 2 and "'mobilebert-huge' is neither a preset (mobilebert, " \
+        "mobilebert-tiny" in result.output
     result = runner.invoke(summary_command, ["--config", "mobilebert", "--architecture", "GPT"])
     assert result.exit_code == 1 and "unknown architecture 'GPT'" in result.output
-    result = runner.invoke(summary_command, ["--config", "mobilebert", "--seq-len", "0"])
+    result = runner.invoke(summary_command, ["--config", "mobilebert", "--max-seq-length", "0"])
     assert result.exit_code == 2
 
 

@@ -53,7 +53,7 @@ def work(tmp_path_factory) -> Path:
 
 def data_args(work: Path) -> list[object]:
     # seq-len 64 with 20 predictions: the processes' masked-token counts differ.
-    return ["--corpus", CORPUS, "--batch-size", 8, "--seq-len", 64, "--max-predictions", 20,
+    return ["--corpus", CORPUS, "--batch-size", 8, "--max-seq-length", 64, "--max-predictions", 20,
             "--cache-dir", work / "cache", "--json"]
 
 
@@ -64,7 +64,7 @@ def pretrain_args(work: Path, out: Path, *extra: object) -> list[object]:
 
 
 def distill_args(work: Path, out: Path, strategy: str) -> list[object]:
-    return ["distill", "--teacher", work / "teacher", "--student-config", work / "student.json",
+    return ["distill", work / "teacher", "--config", work / "student.json",
             "--strategy", strategy, "--kt-steps-per-layer", 1, "--pd-steps", 2, "--output-dir",
             out, *data_args(work)]
 
@@ -149,7 +149,7 @@ def test_a_failing_process_ends_the_job_and_the_run_resumes(work, pretrained, mo
     assert result.returncode != 0, text
     assert seconds < 60, f"the job took {seconds:.0f} s to end after rank 1 failed"
     expected = {"raise": "Error (rank 1 of 2): unexpected failure",
-                "nan": "Error (rank 1 of 2): training diverged at step 3 (stage pretrain): "
+                "nan": "Error (rank 1 of 2): training diverged at step 4 (stage pretrain): "
                        "non-finite loss terms: loss",
                 "kill": "signal 9"}[mode]
     assert expected in text, text

@@ -1,6 +1,9 @@
-"""cli/parallel.py without MPI: reading the launcher's variables, the per-process thread
-defaults, which commands run data-parallel, and the mpi line of `tinybert backends`."""
+"""cli/parallel.py: reading the launcher's variables, the per-process thread defaults, which
+commands run data-parallel, and the mpi line of `tinybert backends` (in one process, and under
+mpiexec, where only rank 0 prints)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -8,6 +11,7 @@ from click.testing import CliRunner
 from cli.main import tinybert
 from cli.parallel import THREAD_VARIABLES, data_parallel_for, launched_world_size, \
     set_thread_defaults
+from mpi_launch import needs_mpi, run, tinybert_argv
 
 
 def test_launched_world_size_reads_mpich_and_open_mpi_variables():
@@ -50,3 +54,12 @@ def test_a_launched_fill_mask_is_refused(tmp_path, monkeypatch):
     result = CliRunner().invoke(tinybert, ["fill-mask", str(tmp_path), "a [MASK]"])
     assert result.exit_code == 1
     assert "does not run data-parallel; run it without mpiexec" in result.output
+
+
+@needs_mpi
+def test_backends_under_mpiexec_reports_the_job_size_once():
+    result, _ = run(3, tinybert_argv("backends", "--json"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)         # one document: ranks 1 and 2 print nothing
+    assert report["mpi"]["available"] and report["mpi"]["world_size"] == 3
+    assert report["mpi"]["rank"] == 0

@@ -17,8 +17,9 @@ pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/dat
 
 TINY = dict(hidden_size=32, embedding_size=16, num_hidden_layers=2, num_attention_heads=2,
             max_position_embeddings=64)
-COMMON = ["--corpus", str(CORPUS), "--eval-corpus", str(CORPUS), "--vocab", str(VOCAB),
-          "--batch-size", "2", "--seq-len", "32", "--max-predictions", "5", "--eval-batches", "1"]
+EVAL = ["--eval-corpus", str(CORPUS), "--vocab", str(VOCAB), "--batch-size", "2",
+        "--max-seq-length", "32", "--max-predictions", "5", "--eval-batches", "1"]
+COMMON = ["--corpus", str(CORPUS), *EVAL]
 
 
 def write_config(path: Path, preset: str, **sizes) -> Path:
@@ -58,12 +59,12 @@ def test_pretrain_writes_hf_layout(teacher_dir):
 def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
     cfg = write_config(tmp_path / "student.json", "mobilebert-small", intra_bottleneck_size=16,
                        intermediate_size=32)
-    result = run("distill", "--teacher", teacher_dir, "--student-config", cfg, "--strategy",
+    result = run("distill", teacher_dir, "--config", cfg, "--strategy",
                  strategy, "--kt-steps-per-layer", 1, "--pd-steps", 1, "--output-dir",
                  tmp_path / "out", "--cache-dir", tmp_path / "cache", *COMMON)
     assert result.exit_code == 0, result.output
     assert "trained 3/3 steps" in result.output
-    result = run("evaluate-mlm", tmp_path / "out" / "model", "--json", *COMMON)
+    result = run("evaluate-mlm", tmp_path / "out" / "model", "--json", *EVAL)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["mlm_accuracy"] >= 0.0
     assert "evaluate-mlm: 1/1 batches (100%)" in result.stderr
@@ -72,7 +73,7 @@ def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
 def test_distill_refuses_a_mismatched_teacher_before_training(teacher_dir, tmp_path):
     cfg = write_config(tmp_path / "student.json", "mobilebert-small", intra_bottleneck_size=16,
                        intermediate_size=32, num_attention_heads=4)
-    result = run("distill", "--teacher", teacher_dir, "--student-config", cfg, "--output-dir",
+    result = run("distill", teacher_dir, "--config", cfg, "--output-dir",
                  tmp_path / "out", *COMMON)
     assert result.exit_code == 1
     assert "num_attention_heads: student 4 vs teacher 2" in result.output
@@ -83,7 +84,7 @@ def test_empty_corpus_and_foreign_checkpoint_are_clear_errors(teacher_dir, tmp_p
     empty = tmp_path / "empty.txt"
     empty.write_text("\n\n")
     result = run("pretrain", "--config", teacher_dir, "--steps", 1, "--output-dir",
-                 tmp_path / "a", "--corpus", empty, "--vocab", VOCAB, "--seq-len", 32)
+                 tmp_path / "a", "--corpus", empty, "--vocab", VOCAB, "--max-seq-length", 32)
     assert result.exit_code == 1 and "empty corpus" in result.output
     cfg = write_config(tmp_path / "other.json", "mobilebert-small", intra_bottleneck_size=16,
                        intermediate_size=32)
@@ -135,14 +136,14 @@ def test_a_stale_vocabulary_is_not_reused(tmp_path):
     out.mkdir()
     (out / "vocab.txt").write_text("[PAD]\n[UNK]\n")      # left by a run that failed early
     result = run("pretrain", "--steps", 1, "--output-dir", out, "--corpus", CORPUS,
-                 "--seq-len", 32)
+                 "--max-seq-length", 32)
     assert result.exit_code == 1 and "is not empty (it holds vocab.txt)" in result.output
 
 
 def test_distill_never_writes_into_the_teacher(teacher_dir, tmp_path):
     before = sorted(p.name for p in teacher_dir.iterdir())
     for out in (teacher_dir, teacher_dir / "student"):
-        result = run("distill", "--teacher", teacher_dir, "--output-dir", out, *COMMON)
+        result = run("distill", teacher_dir, "--output-dir", out, *COMMON)
         assert result.exit_code == 1 and "is inside the input directory" in result.output
     assert sorted(p.name for p in teacher_dir.iterdir()) == before
 
@@ -153,7 +154,7 @@ def test_evaluate_mlm_never_writes_into_the_model_directory(teacher_dir, tmp_pat
     shutil.copytree(teacher_dir, model)
     (model / "vocab.txt").unlink()
     (model / "tokenizer_config.json").unlink()
-    result = run("evaluate-mlm", model, "--corpus", CORPUS, "--seq-len", 32)
+    result = run("evaluate-mlm", model, "--eval-corpus", CORPUS, "--max-seq-length", 32)
     assert result.exit_code == 1
     assert f"{model} has no vocab.txt; pass the vocabulary the model was trained with " \
            "(--vocab FILE)" in result.output

@@ -30,8 +30,9 @@ def test_vocab_errors_are_one_line(tmp_path):
     corpus.write_text(HUGS + "\n", encoding="utf-8")
     result = run("vocab", "--corpus", corpus, "--output", tmp_path / "v.txt", "--vocab-size", 10)
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[-1].startswith(
-        "Error: train_wordpiece_vocab: vocab_size=10 is smaller")
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: --vocab-size=10 is smaller than the 5 special tokens")
+    assert last.endswith("raise --vocab-size or lower --limit-alphabet")   # flags that exist
     assert not (tmp_path / "v.txt").exists()
 
 
@@ -47,6 +48,6 @@ def test_vocab_progress_and_a_binary_corpus(tmp_path):
     result = run("vocab", "--corpus", binary, "--output", tmp_path / "w.txt")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.splitlines()[-1] == (
-        f"Error: train_wordpiece_vocab: '{binary}' line 2 is not UTF-8 text (invalid start byte "
+        f"Error: '{binary}' line 2 is not UTF-8 text (invalid start byte "
         f"at byte 117 of the line); is it a binary file?")
     assert not (tmp_path / "w.txt").exists()

@@ -134,6 +134,15 @@ class PretrainingDataset:
         corpus = tokenize_corpus(paths, tokenizer, cache_dir=cache_dir, shard_tokens=shard_tokens)
         return cls(corpus, tokenizer, **kwargs)
 
+    def options(self) -> dict[str, Any]:
+        """The options that shape the stream, by name (what a resumed run must repeat)."""
+        return {"corpus": [str(p) for p in self.corpus.files],
+                "max_seq_length": self.max_seq_length, "short_seq_prob": self.short_seq_prob,
+                "masked_lm_prob": self.masked_lm_prob,
+                "max_predictions_per_seq": self.max_predictions_per_seq,
+                "whole_word_mask": self.whole_word_mask, "seed": self.seed,
+                "shuffle_buffer_tokens": self.shuffle_buffer_tokens}
+
     def fingerprint(self) -> str:
         """What a saved iterator state must match: corpus and every option that shapes the
         stream."""
@@ -282,8 +291,8 @@ class PretrainingBatches:
 
     def state(self) -> dict[str, Any]:
         return {"version": self.STATE_VERSION, "fingerprint": self.dataset.fingerprint(),
-                "epoch": self.epoch, "window": self.window, "offset": self.offset,
-                "batches": self.batches_done}
+                "options": self.dataset.options(), "epoch": self.epoch, "window": self.window,
+                "offset": self.offset, "batches": self.batches_done}
 
     def load_state(self, state: dict[str, Any]) -> None:
         try:
@@ -296,9 +305,7 @@ class PretrainingBatches:
             raise ValueError(f"PretrainingBatches.load_state: state version {version!r}, "
                              f"expected {self.STATE_VERSION}")
         if fingerprint != self.dataset.fingerprint():
-            raise ValueError(f"PretrainingBatches.load_state: the state was saved for another "
-                             f"corpus or data options (fingerprint {fingerprint!r}, this dataset "
-                             f"is {self.dataset.fingerprint()!r})")
+            raise _mismatch(state.get("options"), self.dataset.options())
         if min(pos) < 0:
             raise ValueError(f"PretrainingBatches.load_state: negative position in {state!r}")
         self.epoch, self.window, self.offset, self.batches_done = pos
@@ -342,6 +349,24 @@ class PretrainingBatches:
         rows = [ds.encode_pair(*pick) for pick in picks[lo:hi]]
         return collate(rows, pad_id=ds.pad_id, max_predictions=ds.max_predictions_per_seq,
                        max_seq_length=ds.max_seq_length, width=width)
+
+
+def _mismatch(saved: Any, current: dict[str, Any]) -> ValueError:
+    """The error for a data state from another stream, naming the first option that differs
+    (`.field` holds its name, for a caller to translate into its own option's name)."""
+    if isinstance(saved, dict):
+        for name, value in current.items():
+            if name in saved and saved[name] != value:
+                e = ValueError(f"{name} differs: the saved data stream used {saved[name]!r}, "
+                               f"this one {value!r}")
+                e.field = name  # type: ignore[attr-defined]
+                return e
+        e = ValueError("the corpus or the vocabulary changed since the state was saved (the "
+                       "files' sizes or modification times, or the tokens)")
+        e.field = "corpus"  # type: ignore[attr-defined]
+        return e
+    return ValueError("PretrainingBatches.load_state: the state was saved for another corpus "
+                      "or data options")
 
 
 # ----- entry points -----

@@ -18,14 +18,18 @@ Every error names the file it is about.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import io
+import os
+import re
+import stat
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
 from autograd import nn
-from autograd.serialization import CheckpointError, atomic_open, load_safetensors, save_safetensors
+from autograd.files import CheckpointError, atomic_open, load_json, open_regular, read_text
+from autograd.serialization import load_safetensors, read_safetensors_metadata, save_safetensors
 from tinybert_core.config import CONFIG_NAME, MobileBertConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -33,6 +37,7 @@ WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 VOCAB_NAME = "vocab.txt"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 _BUFFER_SUFFIXES = ("embeddings.position_ids", "embeddings.token_type_ids")
+_LAYER_RE = re.compile(r"encoder\.layer\.(\d+)\.")
 
 
 class PreTrainedModel(nn.Module):
@@ -91,7 +96,13 @@ class PreTrainedModel(nn.Module):
             config = config.replace(**config_overrides)
         cls.check_config(config)
         check_vocab(d, config)
-        state, source = read_weights(d)
+        files, source = weight_files(d)
+        # Every shape is checked against the config before a parameter is allocated: a
+        # config.json claiming a 10^8-token vocabulary is an error, not a 24 GiB model.
+        cls.check_weights(config, read_weight_shapes(files), strict, source)
+        state = {}
+        for path in files:
+            state.update(_load(path))
         model = cls(config, seed=seed)
         info = model.load_hf_state_dict(state, strict=strict, source=source)
         model.loading_info = info
@@ -100,31 +111,52 @@ class PreTrainedModel(nn.Module):
             model.to(device, dtype)
         return model.eval()
 
-    def load_hf_state_dict(self, state: dict[str, np.ndarray], strict: bool | None = None,
-                           source: str = "state dict") -> dict[str, list[str]]:
-        """Copy an HF-named state dict in (see module docstring); returns the loading info."""
+    @classmethod
+    def canonical_keys(cls, state: dict[str, Any], tied: bool) -> tuple[dict[str, Any], list[str]]:
+        """HF names -> ours: old buffers dropped, the backbone prefix added or stripped, the tied
+        decoder's aliases folded in (`tied`: the model has an MLM head). Values are untouched,
+        so this works on arrays and on shapes alike. Returns (state, ignored keys)."""
         state, ignored = dict(state), []
         for key in list(state):
             if key.endswith(_BUFFER_SUFFIXES):
                 ignored.append(key)
                 del state[key]
-        prefix = self.base_model_prefix + "."
-        if self.is_backbone and any(k.startswith(prefix) for k in state):
+        prefix = cls.base_model_prefix + "."
+        if cls.is_backbone and any(k.startswith(prefix) for k in state):
             state = {k.removeprefix(prefix): v for k, v in state.items()}
-        elif not self.is_backbone and not any(k.startswith(prefix) for k in state):
+        elif not cls.is_backbone and not any(k.startswith(prefix) for k in state):
             state = {prefix + k: v for k, v in state.items()}
-        for alias, canonical in self._tied_aliases().items():
+        aliases = {"cls.predictions.decoder.weight":
+                   f"{cls.base_model_prefix}.embeddings.word_embeddings.weight",
+                   "cls.predictions.decoder.bias": "cls.predictions.bias"} if tied else {}
+        for alias, canonical in aliases.items():
             if alias in state:
                 if canonical in state:
                     ignored.append(alias)
                     del state[alias]
                 else:
                     state[canonical] = state.pop(alias)
-        params = dict(self.named_parameters())
-        missing = [k for k in params if k not in state]
-        unexpected = [k for k in state if k not in params]
+        return state, ignored
+
+    @classmethod
+    def key_problems(cls, params: list[str], state: list[str], strict: bool | None,
+                     num_hidden_layers: int) -> tuple[list[str], list[str], list[str]]:
+        """(missing, unexpected, problems) for loading keys `state` into parameters `params`.
+
+        Whatever `strict` says (except False), weights of the backbone that the model does
+        not have (more layers or feed-forward networks than the config) are an error: a
+        config.json that describes fewer layers than the checkpoint holds is the wrong config.
+        """
+        have = set(state)
+        missing = [k for k in params if k not in have]
+        wanted = set(params)
+        unexpected = [k for k in state if k not in wanted]
+        prefix = "" if cls.is_backbone else cls.base_model_prefix + "."
+        in_backbone = (lambda k: not k.startswith(("cls.", "pooler.", "classifier.",
+                                                   "qa_outputs."))) if cls.is_backbone \
+            else (lambda k: k.startswith(prefix) and not k.startswith(prefix + "pooler."))
         head_ok = (lambda k: not k.startswith(prefix) or k.startswith(prefix + "pooler.")) \
-            if not self.is_backbone else (lambda k: k.startswith("pooler."))
+            if not cls.is_backbone else (lambda k: k.startswith("pooler."))
         problems = []
         if strict is None:
             bad = [k for k in missing if not head_ok(k)]
@@ -135,6 +167,48 @@ class PreTrainedModel(nn.Module):
                 problems.append(f"missing keys: {', '.join(missing)}")
             if unexpected:
                 problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        if strict is None:
+            extra = [k for k in unexpected if in_backbone(k)]
+            if extra:
+                layers = {int(m.group(1)) for k in extra
+                          if (m := _LAYER_RE.search(k)) is not None}
+                where = (f"layers {min(layers)}-{max(layers)} that config.json's "
+                         f"num_hidden_layers={num_hidden_layers} does not have; "
+                         if layers else "")
+                problems.append(f"the checkpoint holds backbone weights for {where}"
+                                f"{', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''}")
+        return missing, unexpected, problems
+
+    @classmethod
+    def check_weights(cls, config: MobileBertConfig, shapes: dict[str, tuple[int, ...]],
+                      strict: bool | None = None, source: str = "state dict") -> None:
+        """Check a checkpoint's tensor names and shapes (its header alone) against what this
+        class builds from `config`, without building it; raises CheckpointError naming
+        `source`."""
+        from tinybert_core.models.counting import parameter_shapes
+        try:
+            expected = parameter_shapes(config, cls.__name__)
+        except ValueError:
+            return                           # a class counting.py does not describe
+        state, _ = cls.canonical_keys(shapes, "cls.predictions.bias" in expected)
+        _, _, problems = cls.key_problems(list(expected), list(state), strict,
+                                          config.num_hidden_layers)
+        mismatched = [f"{k}: checkpoint {tuple(state[k])} vs model {tuple(v)}"
+                      for k, v in expected.items() if k in state and tuple(state[k]) != v]
+        if mismatched:
+            problems.append("shape mismatch for " + "; ".join(mismatched[:5])
+                            + (" ..." if len(mismatched) > 5 else ""))
+        if problems:
+            raise CheckpointError(f"{source}: cannot load into {cls.__name__}: "
+                                  + "; ".join(problems))
+
+    def load_hf_state_dict(self, state: dict[str, np.ndarray], strict: bool | None = None,
+                           source: str = "state dict") -> dict[str, list[str]]:
+        """Copy an HF-named state dict in (see module docstring); returns the loading info."""
+        state, ignored = self.canonical_keys(state, bool(self._tied_aliases()))
+        params = dict(self.named_parameters())
+        missing, unexpected, problems = self.key_problems(
+            list(params), list(state), strict, self.config.num_hidden_layers)
         if problems:
             raise ValueError(f"{source}: cannot load into {type(self).__name__}: "
                              + "; ".join(problems))
@@ -162,52 +236,107 @@ class PreTrainedModel(nn.Module):
             src = Path(getattr(self, "name_or_path", "") or d)
             if src.resolve() != d.resolve():
                 for name in TOKENIZER_FILES:
-                    if (src / name).is_file():
-                        with atomic_open(d / name, "wb") as f:
-                            f.write((src / name).read_bytes())
+                    copy_tokenizer_file(src / name, d / name)
         return d
 
 
-def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], str]:
-    """The state dict of a model directory (single or sharded safetensors) and its file name."""
+def weight_files(directory: Path) -> tuple[list[Path], str]:
+    """The safetensors files of a model directory (one, or the shards its index names) and
+    the file to name in errors. Shard names must stay inside the directory: no absolute
+    path, no "..", nothing but a relative path to a file."""
     single, index = directory / WEIGHTS_NAME, directory / WEIGHTS_INDEX_NAME
-    if single.is_file():
-        return _load(single), str(single)
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-            files = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise CheckpointError(f"{index}: not a safetensors index (needs a weight_map): "
-                                  f"{e}") from e
-        state: dict[str, np.ndarray] = {}
-        for name in files:
-            state.update(_load(directory / name))
-        return state, str(index)
+    if os.path.lexists(single):
+        return [single], str(single)
+    if os.path.lexists(index):
+        data = load_json(index, "safetensors index")
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise CheckpointError(f"safetensors index {index} needs a non-empty weight_map "
+                                  f"object (tensor name -> file name)")
+        names = []
+        for tensor, name in weight_map.items():
+            if not isinstance(name, str) or not _safe_name(name):
+                raise CheckpointError(f"safetensors index {index}: tensor {tensor!r} maps to "
+                                      f"{name!r}, which is not a file name inside the model "
+                                      f"directory")
+            names.append(name)
+        return [directory / n for n in sorted(set(names))], str(index)
     legacy = [p.name for p in directory.glob("*.bin")] + [p.name for p in directory.glob("*.pt")]
     hint = (f"; found {', '.join(legacy)}, which needs pickle: convert it to safetensors with "
             f"transformers' save_pretrained(safe_serialization=True)") if legacy else ""
     raise FileNotFoundError(f"{directory}: no {WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME}{hint}")
 
 
+def _safe_name(name: str) -> bool:
+    """A relative path that cannot leave its directory, whatever the platform."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    return bool(parts) and not PurePosixPath(name).is_absolute() and \
+        not PureWindowsPath(name).drive and all(p not in ("..", ".", "") for p in parts) and \
+        "\0" not in name and name.endswith(".safetensors")
+
+
+def read_weight_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape over every weight file, from the headers alone (no data read)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    owner: dict[str, Path] = {}
+    for path in files:
+        try:
+            header = read_safetensors_metadata(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"checkpoint file not found: {path}") from None
+        for name, (_, shape) in header.tensors.items():
+            if name in shapes:
+                raise CheckpointError(f"tensor {name!r} is in both {owner[name]} and {path}")
+            shapes[name], owner[name] = shape, path
+    return shapes
+
+
+def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], str]:
+    """The state dict of a model directory (single or sharded safetensors) and its file name."""
+    files, source = weight_files(directory)
+    read_weight_shapes(files)            # names and duplicates checked before any data is read
+    state: dict[str, np.ndarray] = {}
+    for path in files:
+        state.update(_load(path))
+    return state, source
+
+
 def _load(path: Path) -> dict[str, np.ndarray]:
+    """A weight file's tensors; NaN or inf in a floating-point tensor is an error (a corrupt
+    file, or a diverged run's weights, either way not a model to use)."""
     try:
-        return load_safetensors(path)
+        state = load_safetensors(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint file not found: {path}") from None
-    except CheckpointError as e:
-        msg = str(e) if str(path) in str(e) else f"{path}: {e}"
-        raise CheckpointError(f"cannot load checkpoint: {msg}") from e
+    for name, value in state.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or inf")
+    return state
+
+
+def copy_tokenizer_file(src: Path, dst: Path) -> None:
+    """Copy one tokenizer file if `src` is there, never through a symbolic link (a link to
+    ~/.ssh/id_rsa would otherwise be copied into a model directory meant for sharing)."""
+    try:
+        info = os.lstat(src)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(info.st_mode):
+        raise ValueError(f"save_pretrained: {src} is a symbolic link; tokenizer files are not "
+                         f"copied through links: pass tokenizer= to save_pretrained instead")
+    with open_regular(src, "tokenizer file") as f:
+        data = f.read()
+    with atomic_open(dst, "wb") as f:
+        f.write(data)
 
 
 def check_vocab(directory: Path, config: MobileBertConfig) -> None:
     """A vocab.txt beside the weights must have exactly vocab_size lines."""
     vocab = directory / VOCAB_NAME
-    if not vocab.is_file():
+    if not os.path.lexists(vocab):
         return
-    with open(vocab, encoding="utf-8", newline="") as f:
-        n = sum(1 for _ in f)
+    n = sum(1 for _ in io.StringIO(read_text(vocab, "vocabulary file"), newline=""))
     if n != config.vocab_size:
-        raise ValueError(f"{vocab}: the vocabulary has {n} tokens but the model's vocab_size "
+        raise CheckpointError(f"{vocab}: the vocabulary has {n} tokens but the model's vocab_size "
                          f"(embedding table rows) is {config.vocab_size}; the tokenizer and "
                          f"the checkpoint do not belong together")

@@ -16,6 +16,7 @@ the original string, ``(0, 0)`` for added special tokens.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from autograd.serialization import atomic_write_text
+from autograd.files import CheckpointError, atomic_write_text, load_json, read_text
 from tinybert_core.text.basic_tokenizer import BasicTokenizer
 from tinybert_core.text.wordpiece import WordpieceTokenizer
 
@@ -45,23 +46,36 @@ class BatchEncoding(dict):
 
 
 def load_vocab(vocab_file: str | os.PathLike) -> dict[str, int]:
-    """Read a one-token-per-line vocabulary; the line number (from 0) is the id."""
+    """Read a one-token-per-line vocabulary; the line number (from 0) is the id.
+
+    A file that is not a regular UTF-8 text file, an empty line, a duplicate token or an empty
+    file raises CheckpointError naming the file and the line.
+    """
     path = Path(vocab_file)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_vocab: vocabulary file not found: {str(path)!r}")
+    text = read_text(path, "vocabulary file")
     vocab: dict[str, int] = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        for lineno, line in enumerate(f, start=1):
-            token = line.rstrip("\r\n")
-            if not token:
-                raise ValueError(f"load_vocab: {str(path)!r} line {lineno} is empty")
-            if token in vocab:
-                raise ValueError(f"load_vocab: duplicate token {token!r} in {str(path)!r} at "
-                                 f"line {lineno} (first seen at line {vocab[token] + 1})")
-            vocab[token] = len(vocab)
+    # newline="" splits at \n, \r\n and \r as the file object did, and nowhere else.
+    for lineno, line in enumerate(io.StringIO(text, newline=""), start=1):
+        token = line.rstrip("\r\n")
+        if not token:
+            raise CheckpointError(f"load_vocab: {str(path)!r} line {lineno} is empty")
+        if token in vocab:
+            raise CheckpointError(f"load_vocab: duplicate token {token!r} in {str(path)!r} at "
+                                  f"line {lineno} (first seen at line {vocab[token] + 1})")
+        vocab[token] = len(vocab)
     if not vocab:
-        raise ValueError(f"load_vocab: vocabulary file {str(path)!r} is empty")
+        raise CheckpointError(f"load_vocab: vocabulary file {str(path)!r} is empty")
     return vocab
+
+
+def _check_config_values(config: dict[str, Any]) -> None:
+    """The types tokenizer_config.json may give each setting (BertTokenizer checks the rest)."""
+    for key in ("do_lower_case", "tokenize_chinese_chars"):
+        if key in config and not isinstance(config[key], bool):
+            raise TypeError(f"{key} must be true or false, got {config[key]!r}")
+    if config.get("strip_accents") is not None and not isinstance(config["strip_accents"], bool):
+        raise TypeError(f"strip_accents must be true, false or null, "
+                        f"got {config['strip_accents']!r}")
 
 
 _TRUNCATION = ("longest_first", "only_first", "only_second")
@@ -122,23 +136,31 @@ class BertTokenizer:
         if not d.is_dir():
             raise FileNotFoundError(f"BertTokenizer.from_pretrained: no such directory {str(d)!r}")
         config: dict[str, Any] = {}
-        if (d / CONFIG_NAME).is_file():
-            try:
-                raw = json.loads((d / CONFIG_NAME).read_text(encoding="utf-8"))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"BertTokenizer.from_pretrained: {str(d / CONFIG_NAME)!r} is not "
-                                 f"valid JSON: {e}") from e
+        path = d / CONFIG_NAME
+        if os.path.lexists(path):
+            raw = load_json(path, "tokenizer config")
             if not isinstance(raw, dict):
-                raise ValueError(f"BertTokenizer.from_pretrained: {str(d / CONFIG_NAME)!r} must "
-                                 f"hold a JSON object, got {type(raw).__name__}")
+                raise CheckpointError(f"tokenizer config {path} must hold a JSON object, got "
+                                      f"{type(raw).__name__}")
             for key in _CONFIG_KEYS:
                 value = raw.get(key)
                 if isinstance(value, dict):  # HF serializes AddedToken as {"content": ...}
                     value = value.get("content")
                 if value is not None or key == "strip_accents":
                     config[key] = value
+            try:
+                _check_config_values(config)
+            except (TypeError, ValueError) as e:
+                raise CheckpointError(f"tokenizer config {path}: {e}") from None
         config.update(kwargs)
-        return cls(d / VOCAB_NAME, **config)
+        try:
+            return cls(d / VOCAB_NAME, **config)
+        except CheckpointError:
+            raise
+        except (TypeError, ValueError) as e:
+            if not kwargs and config:
+                raise CheckpointError(f"tokenizer config {path}: {e}") from None
+            raise
 
     def save_pretrained(self, directory: str | os.PathLike) -> tuple[Path, Path]:
         """Write ``vocab.txt`` and ``tokenizer_config.json`` (each atomically) to ``directory``."""

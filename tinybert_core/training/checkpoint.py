@@ -14,13 +14,15 @@ clear error before any training starts.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from autograd import nn
-from autograd.serialization import CheckpointError, load_npz, save_npz
+from autograd.files import CheckpointError, parse_json
+from autograd.serialization import load_npz, save_npz
 
 FORMAT = "tinybert-training-checkpoint/1"
 
@@ -37,18 +39,40 @@ def dropout_states(model: nn.Module) -> dict[str, dict[str, Any]]:
     return out
 
 
-def restore_dropout_states(model: nn.Module, states: dict[str, dict[str, Any]]) -> None:
+def _parse_generators(states: Any, model: nn.Module, where: str
+                      ) -> dict[str, dict[str, np.random.Generator]]:
+    """Dropout generators rebuilt from their saved states, checked before any is installed."""
+    if not isinstance(states, dict):
+        raise CheckpointError(f"{where}: 'generators' must be an object, got "
+                              f"{type(states).__name__}")
     modules = dict(model.named_modules())
+    out: dict[str, dict[str, np.random.Generator]] = {}
     for name, per_device in states.items():
-        module = modules.get(name)
-        if not isinstance(module, nn.Dropout):
-            raise CheckpointError(f"checkpoint has dropout state for {name!r}, which is not a "
+        if not isinstance(modules.get(name), nn.Dropout):
+            raise CheckpointError(f"{where}: dropout state for {name!r}, which is not a "
                                   f"Dropout module of this model")
-        module._generators = {}
+        if not isinstance(per_device, dict):
+            raise CheckpointError(f"{where}: dropout state of {name!r} must be an object")
+        out[name] = {}
         for dev, state in per_device.items():
             g = np.random.default_rng()
-            g.bit_generator.state = state
-            module._generators[dev] = g
+            try:
+                if not isinstance(state, dict) or \
+                        state.get("bit_generator") != g.bit_generator.state["bit_generator"]:
+                    raise ValueError("not a PCG64 state")
+                g.bit_generator.state = state
+            except (TypeError, ValueError, KeyError, OverflowError) as e:
+                raise CheckpointError(f"{where}: invalid dropout generator state for {name!r} "
+                                      f"on {dev!r}: {e}") from None
+            out[name][str(dev)] = g
+    return out
+
+
+def restore_dropout_states(model: nn.Module, states: Any, where: str = "dropout states") -> None:
+    """Install saved Dropout generator states (all checked first); `where` names the source."""
+    modules = dict(model.named_modules())
+    for name, per_device in _parse_generators(states, model, where).items():
+        modules[name]._generators = per_device
 
 
 def _flatten_data_state(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -84,17 +108,33 @@ def save_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
 
 
 def read_checkpoint_meta(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(meta, arrays) of a training checkpoint, with the format checked."""
+    """(meta, arrays) of a training checkpoint, with the format and the meta's types checked."""
     arrays = load_npz(path)
-    if "meta" not in arrays:
-        raise CheckpointError(f"{path}: not a tinybert training checkpoint (no 'meta' entry)")
+    where = f"checkpoint {path}"
+    raw = arrays.pop("meta", None)
+    if raw is None:
+        raise CheckpointError(f"{where}: not a tinybert training checkpoint (no 'meta' entry)")
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"{where}: the meta entry must be UTF-8 bytes (1-D uint8), got "
+                              f"{raw.dtype} of shape {raw.shape}")
     try:
-        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: the checkpoint's meta entry is not valid JSON") from e
+        text = raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CheckpointError(f"{where}: the meta entry is not UTF-8: {e.reason}") from None
+    meta = parse_json(text, f"{where}: meta")
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: the meta entry is a JSON {type(meta).__name__}, not an "
+                              f"object")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {meta.get('format')!r}; "
+        raise CheckpointError(f"{where}: unsupported checkpoint format {meta.get('format')!r}; "
                               f"expected {FORMAT!r}")
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{where}: 'step' must be a non-negative integer, got {step!r}")
+    for key in ("config", "generators", "data", "extra"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise CheckpointError(f"{where}: {key!r} must be an object, got "
+                                  f"{type(meta[key]).__name__}")
     return meta, arrays
 
 
@@ -105,27 +145,80 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
             if saved.get(k) != current.get(k)]
 
 
+def _check_model_state(state: dict[str, np.ndarray], model: nn.Module, where: str) -> None:
+    """Exactly the model's parameters, each of its shape, floating point and finite."""
+    params = dict(model.named_parameters())
+    missing = [k for k in params if k not in state]
+    unexpected = [k for k in state if k not in params]
+    if missing or unexpected:
+        raise CheckpointError(f"{where}: the weights do not match the model: missing "
+                              f"{missing[:5] or 'none'}, unexpected {unexpected[:5] or 'none'}")
+    for name, value in state.items():
+        if value.shape != params[name].shape:
+            raise CheckpointError(f"{where}: {name} has shape {value.shape}, the model "
+                                  f"{params[name].shape}")
+        if value.dtype.kind != "f":
+            raise CheckpointError(f"{where}: {name} has dtype {value.dtype}, not floating point")
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"{where}: {name} holds NaN or inf")
+
+
+class ResumeMismatch(CheckpointError):
+    """A checkpoint that belongs to a run set up differently: `field` names what differs
+    (a config field, "strategy", "pd_steps", a data option), for the CLI to name its option."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def load_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
-                             config: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+                             config: dict[str, Any] | None,
+                             check: Callable[[dict[str, Any], dict[str, Any]], None]
+                             | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """Restore a checkpoint into `model` and `optimizer`; returns (step, data_state, extra).
 
-    Raises CheckpointError, naming the differing fields, when the checkpoint was written for
-    another config, and before anything is modified.
+    Everything is checked before anything is modified: the format and the meta's types, the
+    config (CheckpointError naming the differing fields when the checkpoint was written for
+    another one; None leaves the comparison to `check`), then `check(meta, data_state)` if
+    given (the caller's own conditions: the run's plan, the data position), then every
+    weight's name, shape, dtype and finiteness, the optimizer state and the dropout
+    generators. A failed load leaves model and optimizer unchanged.
     """
     meta, arrays = read_checkpoint_meta(path)
-    diffs = config_differences(meta.get("config", {}), config)
+    where = f"checkpoint {path}"
+    diffs = [] if config is None else config_differences(meta.get("config", {}), config)
     if diffs:
-        raise CheckpointError(f"{path} was written for a different model config: "
-                              + "; ".join(diffs))
+        raise ResumeMismatch(f"{path} was written for a different model config: "
+                             + "; ".join(diffs), "config")
     model_state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
     data_state = {k[len("data/"):]: v for k, v in arrays.items() if k.startswith("data/")}
+    other = [k for k in arrays if not k.startswith(("model/", "optim/", "data/"))]
+    if other:
+        raise CheckpointError(f"{where}: unexpected entries {other[:5]}")
     data_state.update(meta.get("data", {}))
+    if check is not None:
+        check(meta, data_state)
+    _check_model_state(model_state, model, where)
+    generators = _parse_generators(meta.get("generators", {}), model, where)
+    step, extra = meta["step"], meta.get("extra", {})
+    # Apply. Parameters and optimizer state are replaced, not written into, so keeping the
+    # old objects is enough to put everything back if a step below still fails.
+    params = list(model.named_parameters())
+    before = [(p, p.data, p.grad) for _, p in params]
+    opt_before = None if optimizer is None else (optimizer.state, optimizer.step_count)
     try:
-        model.load_state_dict(model_state, strict=True)
         if optimizer is not None:
             optimizer.load_state_dict(optim_state)
-    except ValueError as e:
-        raise CheckpointError(f"{path}: {e}") from e
-    restore_dropout_states(model, meta.get("generators", {}))
-    return int(meta["step"]), data_state, meta.get("extra", {})
+        model.load_state_dict(model_state, strict=True)
+    except (ValueError, TypeError) as e:
+        for p, data, grad in before:
+            p.data, p.grad = data, grad
+        if opt_before is not None:
+            optimizer.state, optimizer.step_count = opt_before
+        raise CheckpointError(f"{where}: {e}") from None
+    modules = dict(model.named_modules())
+    for name, per_device in generators.items():
+        modules[name]._generators = per_device
+    return step, data_state, extra

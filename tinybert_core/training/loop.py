@@ -26,20 +26,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograd import optim
+import numpy as np
+
+from autograd import no_grad, optim
 from autograd.distributed import DataParallel
-from autograd.serialization import atomic_write_text
+from autograd.files import atomic_write_text
 from tinybert_core.models.heads import count_items
-from tinybert_core.training.checkpoint import (
-    dropout_states,
-    load_training_checkpoint,
-    restore_dropout_states,
-    save_training_checkpoint,
-)
+from tinybert_core.training.checkpoint import (ResumeMismatch, config_differences, dropout_states,
+                                               load_training_checkpoint, restore_dropout_states,
+                                               save_training_checkpoint)
 from tinybert_core.training.run_dir import RunDirectory, open_job_directory
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
 from tinybert_core.evaluation.mlm import evaluate_mlm
-from tinybert_core.training.step import TrainingDiverged, optimizer_step
+from tinybert_core.training.step import (TrainingDiverged, first_non_finite_parameter,
+                                         optimizer_step)
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
@@ -66,10 +66,20 @@ class TrainingArguments:
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
-        if self.gradient_accumulation_steps < 1:
-            raise ValueError("gradient_accumulation_steps must be at least 1")
+        for name in ("gradient_accumulation_steps", "eval_every", "save_every"):
+            if getattr(self, name) < 1:   # eval_every = 0 was a ZeroDivisionError mid-run
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says which checkpoint is the last good one and
+    `checkpoint_step` is its step (None: none was written)."""
+
+    def __init__(self, message: str, checkpoint_step: int | None) -> None:
+        super().__init__(message)
+        self.checkpoint_step = checkpoint_step
 
 
 @dataclass
@@ -143,25 +153,30 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
         eval_batches = None
     last_eval: dict[str, float] = {}
     current = -1
-    log_path = args.output_dir / METRICS_NAME
-    with open_metrics_log(log_path, run.step, resume) if main else nullcontext(_skip) as log:
-        while run.step < plan.total:
-            index, stage = plan.at(run.step)
-            if index != current:
-                current = index
-                enter_stage(run.optimizer, student, stage, fresh=run.step == plan.starts[index])
-            record = train_step(student, teacher, run, stage, batches, args)
-            run.step += 1
-            if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
-                last_eval = evaluate_mlm(student, eval_batches)
-                record.update({f"eval_{k}": v for k, v in last_eval.items()})
-            log(record)
-            if on_step is not None:
-                on_step({**record, "total_steps": plan.total})
-            if run.step % args.save_every == 0 or run.step in (plan.total, stop_after):
-                run.save(batches)
-            if stop_after is not None and run.step >= stop_after:
-                break
+    try:
+        log_path = args.output_dir / METRICS_NAME
+        with open_metrics_log(log_path, run.step, resume) if main else nullcontext(_skip) as log:
+            while run.step < plan.total:
+                index, stage = plan.at(run.step)
+                if index != current:
+                    current = index
+                    enter_stage(run.optimizer, student, stage,
+                                fresh=run.step == plan.starts[index])
+                record = train_step(student, teacher, run, stage, batches, args)
+                run.step += 1
+                if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
+                    last_eval = evaluate_mlm(student, eval_batches)
+                    record.update({f"eval_{k}": v for k, v in last_eval.items()})
+                log(record)
+                if on_step is not None:
+                    on_step({**record, "total_steps": plan.total})
+                if run.step % args.save_every == 0 or run.step in (plan.total, stop_after):
+                    run.save(batches)
+                if stop_after is not None and run.step >= stop_after:
+                    break
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(f"interrupted after step {run.step} of {plan.total}; "
+                                  f"{run.last_good()}", run.saved_step) from None
     summary: dict[str, Any] = {"steps": run.step, "total_steps": plan.total,
                                "checkpoint": str(run.checkpoint), "eval": last_eval}
     if run.step >= plan.total:
@@ -194,7 +209,7 @@ def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePla
 @dataclass
 class Run:
     """What a run carries from step to step: the optimizer, the global step, where and with
-    which config it checkpoints."""
+    which config and plan it checkpoints, and the step of the last checkpoint written."""
 
     student: Any
     optimizer: optim.Optimizer
@@ -202,21 +217,31 @@ class Run:
     checkpoint: Path
     run_config: dict[str, Any]
     args: TrainingArguments
+    plan: StagePlan
+    saved_step: int | None = None
     data_parallel: DataParallel | None = None
 
     def save(self, batches: Any) -> None:
         """Write the checkpoint (rank 0); under DP, after checking that every process holds the
         same weights, with every process's dropout generators."""
-        extra: dict[str, Any] = {"args": _jsonable(self.args)}
+        stages = [[st.name, st.steps] for st in self.plan.stages]
+        extra: dict[str, Any] = {"args": _jsonable(self.args), "strategy": self.args.strategy,
+                                 "stages": stages}
         dp = self.data_parallel
         if dp is not None:
             dp.check_in_sync(self.student)
             extra["data_parallel"] = {"world_size": dp.size, "dropout_states":
                                       dp.allgather_json(dropout_states(self.student))}
-            if not dp.is_main:
-                return
-        save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
-                                 self.run_config, data_state=batches.state(), extra=extra)
+        if dp is None or dp.is_main:
+            save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
+                                     self.run_config, data_state=batches.state(), extra=extra)
+        self.saved_step = self.step
+
+    def last_good(self) -> str:
+        """Where a stopped run can be resumed from, in words."""
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"the last good checkpoint is {self.checkpoint} (step {self.saved_step})"
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
@@ -227,8 +252,7 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
     parallelism every process opens the same run (checked), gets its own dropout stream (its
     saved one on resume) and rank 0's weights."""
     checkpoint = args.output_dir / CHECKPOINT_NAME
-    run_config = {**student.config.to_dict(), "strategy": args.strategy,
-                  "stages": plan.describe()}
+    run_config = student.config.to_dict()
     schedules = [stage_schedule(st, args.learning_rate, args.end_lr_rate) for st in plan.stages]
 
     def lr_at(step: int) -> float:
@@ -236,22 +260,69 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         return schedules[i](step - plan.starts[i])
 
     opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
-    step, extra = 0, {}
-    if resume and checkpoint.exists():
-        step, data_state, extra = load_training_checkpoint(checkpoint, student, opt, run_config)
-        batches.load_state(data_state)
-    elif resume:
-        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
+    step, extra, saved_step = 0, {}, None
+    if resume:
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
+        step, _, extra = load_training_checkpoint(
+            checkpoint, student, opt, None,
+            check=lambda meta, data: check_resumable(checkpoint, meta, data, run_config, args,
+                                                     plan, batches))
+        saved_step = step
     dp = data_parallel
     if dp is not None:
-        dp.check_same("the run's starting step and data position (every process must see "
-                      "--output-dir, e.g. on a shared filesystem)", [step, batches.state()])
-        dp.seed_dropout(student)
-        saved = extra.get("data_parallel", {}).get("dropout_states", [])
-        if 0 < dp.rank < len(saved):
-            restore_dropout_states(student, saved[dp.rank])
-        dp.broadcast_parameters(student)
-    return Run(student, opt, step, checkpoint, run_config, args, dp)
+        join_data_parallel(dp, student, step, batches, extra)
+    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step, dp)
+
+
+def join_data_parallel(dp: DataParallel, student: Any, step: int, batches: Any,
+                       extra: dict[str, Any]) -> None:
+    """Every process starts from the same step and data position (checked), with its own
+    dropout stream (its saved one on resume) and rank 0's weights."""
+    dp.check_same("the run's starting step and data position (every process must see "
+                  "--output-dir, e.g. on a shared filesystem)", [step, batches.state()])
+    dp.seed_dropout(student)
+    saved = extra.get("data_parallel", {}).get("dropout_states", [])
+    if 0 < dp.rank < len(saved):
+        restore_dropout_states(student, saved[dp.rank], "the checkpoint's dropout states")
+    dp.broadcast_parameters(student)
+
+
+def check_resumable(checkpoint: Path, meta: dict[str, Any], data_state: dict[str, Any],
+                    model_config: dict[str, Any], args: TrainingArguments, plan: StagePlan,
+                    batches: Any) -> None:
+    """Whether this run can continue the checkpoint's: the same model config, strategy,
+    stage boundaries and data stream; more steps (or fewer, down to the checkpoint's step) are
+    fine, which is how a finished run is extended. Raises ResumeMismatch naming the field;
+    on success the data iterator stands at the checkpoint's position."""
+    saved = dict(meta.get("config", {}))
+    legacy = {k: saved.pop(k) for k in ("strategy", "stages") if k in saved}  # older files
+    diffs = config_differences(saved, model_config)
+    if diffs:
+        raise ResumeMismatch(f"{checkpoint} was written for a different model config: "
+                             + "; ".join(diffs), "config")
+    extra = meta.get("extra", {})
+    strategy = extra.get("strategy", legacy.get("strategy", args.strategy))
+    if strategy != args.strategy:
+        raise ResumeMismatch(f"{checkpoint}: strategy differs: the checkpoint's run used "
+                             f"{strategy!r}, this one {args.strategy!r}", "strategy")
+    stages = extra.get("stages") or [s.rsplit(":", 1) for s in
+                                     str(legacy.get("stages", "")).split(",") if ":" in s]
+    ours = [(st.name, st.steps) for st in plan.stages]
+    if stages and ([n for n, _ in stages] != [n for n, _ in ours]
+                   or any(int(a[1]) != b[1] for a, b in zip(stages[:-1], ours[:-1]))):
+        raise ResumeMismatch(
+            f"{checkpoint}: kt_steps_per_layer differs: the checkpoint's stages are "
+            f"{', '.join(f'{n}:{k}' for n, k in stages)}, this run's {plan.describe()}",
+            "kt_steps_per_layer")
+    if meta["step"] > plan.total:
+        raise ResumeMismatch(f"{checkpoint} is at step {meta['step']}, past the {plan.total} "
+                             f"steps this run asks for; ask for at least {meta['step']} to "
+                             f"resume it (or more, to extend it)", "pd_steps")
+    try:
+        batches.load_state(data_state)
+    except ValueError as e:
+        raise ResumeMismatch(f"{checkpoint}: {e}", getattr(e, "field", "corpus")) from None
 
 
 def enter_stage(opt: optim.Optimizer, student: Any, stage: Stage, fresh: bool) -> None:
@@ -287,8 +358,9 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
                                 args.max_grad_norm,
                                 dp.allreduce_gradients if dp is not None else None)
     except TrainingDiverged as e:
-        raise TrainingDiverged(f"training diverged at step {run.step} (stage {stage.name}): "
-                               f"{e}") from None
+        where = "" if e.batch is None else locate_non_finite(student, teacher, e.batch)
+        raise TrainingDiverged(f"training diverged at step {run.step + 1} (stage "
+                               f"{stage.name}): {e}{where}; {run.last_good()}") from None
     losses = result.losses if dp is None else dp.average(result.losses)
     seconds = time.perf_counter() - start
     record = {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
@@ -296,6 +368,37 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     if dp is not None:
         record["allreduce_s"] = dp.stats.allreduce_seconds - reduced_s
     return record
+
+
+def locate_non_finite(student: Any, teacher: Any, batch: Any) -> str:
+    """Where a forward pass on `batch` first produces NaN or inf, as "; first non-finite
+    output: <module>" (the embeddings, an encoder layer, a head), student first, then teacher.
+    Runs in eval mode without a graph, so no dropout generator advances."""
+    for who, model in (("student", student), ("teacher", teacher)):
+        if model is None:
+            continue
+        was_training = model.training
+        model.eval()
+        try:
+            with no_grad():
+                out = model(batch.input_ids, attention_mask=batch.attention_mask,
+                            token_type_ids=batch.token_type_ids,
+                            masked_positions=batch.masked_lm_positions,
+                            output_hidden_states=True)
+        finally:
+            model.train(was_training)
+        prefix = model.base_model_prefix
+        names = [f"{prefix}.embeddings"] + [f"{prefix}.encoder.layer.{i}"
+                                             for i in range(len(out.hidden_states) - 1)]
+        named = list(zip(names, out.hidden_states)) + [
+            ("cls.predictions", out.prediction_logits),
+            ("cls.seq_relationship", out.seq_relationship_logits)]
+        for name, value in named:
+            if not np.isfinite(value.numpy()).all():
+                bad = first_non_finite_parameter(model)
+                weight = f" (parameter {bad} holds NaN or inf)" if bad else ""
+                return f"; first non-finite output of the {who}: {name}{weight}"
+    return ""
 
 
 @contextmanager

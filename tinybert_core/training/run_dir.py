@@ -104,9 +104,12 @@ def open_run_directory(path: str | os.PathLike, *, resume: bool = False,
         raise
     previous = record if record and record.get("state") == "running" else None
     try:
-        _write_record(f, {"pid": os.getpid(), "host": socket.gethostname(),
-                          "started": time.time(), "command": command or _command_line(),
-                          "state": "running"})
+        try:
+            _write_record(f, {"pid": os.getpid(), "host": socket.gethostname(),
+                              "started": time.time(), "command": command or _command_line(),
+                              "state": "running"})
+        except OSError as e:            # a full or read-only disk: say which file
+            raise type(e)(e.errno, f"cannot write {path / LOCK_NAME}: {e.strerror}") from e
         removed += _remove_temp_files(path)
         yield RunDirectory(path, previous, removed)
     finally:

@@ -8,7 +8,9 @@ worker clips the same global norm and applies the same update.
 
 A non-finite loss stops the step before its backward, and a non-finite gradient norm before the
 update, so a diverged step never touches the weights; the error names the loss terms that
-are not finite and the first parameter whose gradient is not.
+are not finite and the first parameter whose gradient is not. An update that itself makes a
+weight non-finite (a learning rate far too large) stops the run right after it, so no
+checkpoint ever holds NaN or inf.
 """
 from __future__ import annotations
 
@@ -25,7 +27,12 @@ LossFn = Callable[[Any], dict[str, Tensor]]   # batch -> loss terms, the total u
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or a gradient stopped being finite."""
+    """The loss, a gradient or a weight stopped being finite. `batch` is the micro-batch whose
+    loss was not finite (None otherwise), for the caller to locate where it went wrong."""
+
+    def __init__(self, message: str, batch: Any = None) -> None:
+        super().__init__(message)
+        self.batch = batch
 
 
 class StepResult(NamedTuple):
@@ -56,7 +63,7 @@ def optimizer_step(model: nn.Module, optimizer: optim.Optimizer, micro_batches: 
         losses = loss_fn(batch)
         values = {name: v.item() for name, v in losses.items() if v is not None}
         if not math.isfinite(values["loss"]):
-            raise diverged(model, values)
+            raise diverged(model, values, batch)
         (losses["loss"] * (1.0 / k)).backward()
         for name, v in values.items():
             sums[name] = sums.get(name, 0.0) + v / k
@@ -67,6 +74,10 @@ def optimizer_step(model: nn.Module, optimizer: optim.Optimizer, micro_batches: 
         raise diverged(model, {})
     optimizer.step()
     optimizer.zero_grad()
+    bad = first_non_finite_parameter(model)
+    if bad is not None:                 # e.g. a learning rate of 1e39: finite input, inf out
+        raise TrainingDiverged(f"the update made {bad} non-finite (gradient norm "
+                               f"{grad_norm:.3g}, learning rate {optimizer.current_lr():.3g})")
     return StepResult(sums, grad_norm)
 
 
@@ -78,10 +89,18 @@ def first_bad_gradient(model: nn.Module) -> str | None:
     return None
 
 
-def diverged(model: nn.Module, values: dict[str, float]) -> TrainingDiverged:
+def first_non_finite_parameter(model: nn.Module) -> str | None:
+    """The name of the first parameter whose value holds inf or nan, if any."""
+    for name, p in model.named_parameters():
+        if not bool(p.backend.xp.isfinite(p.data).all()):
+            return name
+    return None
+
+
+def diverged(model: nn.Module, values: dict[str, float], batch: Any = None) -> TrainingDiverged:
     """The error for a step whose loss `values` or gradients are not finite."""
     bad_terms = [k for k, v in values.items() if not math.isfinite(v)]
     grad = first_bad_gradient(model)
     where = f"; first non-finite gradient: {grad}" if grad else ""
     terms = ", ".join(bad_terms) if bad_terms else "none (the gradients diverged)"
-    return TrainingDiverged(f"non-finite loss terms: {terms}{where}")
+    return TrainingDiverged(f"non-finite loss terms: {terms}{where}", batch)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from autograd import serialization
+from autograd import files as serialization  # the atomic writer lives in autograd/files.py
 from tinybert_core.evaluation.squad_postprocess import (
     SquadFeature,
     SquadPredictions,

@@ -73,7 +73,9 @@ def test_hf_written_configs_load():
     ({"hidden_act": "swishy"}, "unknown hidden_act 'swishy'"),
     ({"normalization_type": "batch_norm"}, "unknown normalization_type 'batch_norm'"),
     ({"embedding_size": 128}, "embedding_size 128 is larger than hidden_size 64"),
-    ({"hidden_size": 0}, "hidden_size must be >= 1, got 0"),
+    ({"hidden_size": 0}, "hidden_size must be between 1 and 65,536, got 0"),
+    ({"num_hidden_layers": 10**12}, "num_hidden_layers must be between 1 and 1,000, got 1,0"),
+    ({"initializer_range": 1e999}, "invalid JSON: Infinity is not a JSON number"),
     ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob must be a probability in [0, 1)"),
     ({"trigram_input": "yes"}, "trigram_input must be true or false"),
     ({"pad_token_id": 5000}, "pad_token_id 5000 is outside the vocabulary"),
@@ -93,7 +95,7 @@ def test_config_errors_for_presets_and_bad_json(tmp_path):
     with pytest.raises(ValueError, match="neither a preset"):
         MobileBertConfig.from_pretrained("mobilebert-huge")
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(CheckpointError, match="config.json: invalid JSON"):
         MobileBertConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match="a BERT config .* cannot have trigram_input=True"):
         MobileBertConfig(model_type="bert")

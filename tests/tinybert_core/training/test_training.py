@@ -124,6 +124,96 @@ def test_nan_stops_training_naming_step_and_tensor(tok, tmp_path):
     student = MobileBertForPreTraining(s_cfg, seed=1)
     p = dict(student.named_parameters())["mobilebert.encoder.layer.1.output.dense.weight"]
     p.data[0, 0] = np.nan
-    with pytest.raises(TrainingDiverged, match=r"step 0 \(stage pretrain\): non-finite loss "
-                                               r"terms: loss, mlm"):
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step 1 \(stage pretrain\): "
+                                               r"non-finite loss terms: loss, mlm, nsp; first "
+                                               r"non-finite output of the student: mobilebert"
+                                               r".encoder.layer.1 \(parameter mobilebert.encoder"
+                                               r".layer.1.output.dense.weight holds NaN or inf\); "
+                                               r"no checkpoint was written"):
         train(student, TrainingArguments(tmp_path / "run", pd_steps=2), batches(tok, tmp_path))
+
+
+def _metrics_steps(run_dir):
+    return [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_non_finite_weights_are_never_saved(tok, tmp_path):
+    from autograd.serialization import load_npz
+    _, s_cfg = configs(tok)
+    run = tmp_path / "run"
+    args = dict(pd_steps=6, save_every=1)
+    out = train(MobileBertForPreTraining(s_cfg, seed=1), TrainingArguments(run, **args),
+                batches(tok, tmp_path), stop_after=2)
+    assert out["steps"] == 2
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step 3 \(stage pretrain\): "
+                                               r"the update made mobilebert\..* non-finite .*; "
+                                               r"the last good checkpoint is .*checkpoint.npz "
+                                               r"\(step 2\)"):
+        train(MobileBertForPreTraining(s_cfg, seed=1),
+              TrainingArguments(run, learning_rate=1e39, **args), batches(tok, tmp_path),
+              resume=True)
+    saved = load_npz(run / "checkpoint.npz")
+    assert all(np.isfinite(v).all() for k, v in saved.items() if k.startswith("model/"))
+    assert json.loads(saved["meta"].tobytes())["step"] == 2
+    assert _metrics_steps(run) == [1, 2]
+
+
+def test_a_finished_run_can_be_extended(tok, tmp_path):
+    _, s_cfg = configs(tok)
+    run = tmp_path / "run"
+    out = train(MobileBertForPreTraining(s_cfg, seed=1), TrainingArguments(run, pd_steps=3),
+                batches(tok, tmp_path))
+    assert out["steps"] == 3 and "model_dir" in out
+    out = train(MobileBertForPreTraining(s_cfg, seed=1), TrainingArguments(run, pd_steps=5),
+                batches(tok, tmp_path), resume=True)
+    assert out["steps"] == out["total_steps"] == 5 and "model_dir" in out
+    assert _metrics_steps(run) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("change, field, message", [
+    (dict(pd_steps=2), "pd_steps", r"is at step 3, past the 2 steps this run asks for"),
+    (dict(strategy="joint", kt_steps_per_layer=1), "strategy",
+     r"strategy differs: the checkpoint's run used 'none', this one 'joint'"),
+    (dict(seed=5), "seed", r"seed differs: the saved data stream used 0, this one 5"),
+])
+def test_a_refused_resume_names_the_option(tok, tmp_path, change, field, message):
+    from tinybert_core.training.checkpoint import ResumeMismatch
+    t_cfg, s_cfg = configs(tok)
+    run = tmp_path / "run"
+    train(MobileBertForPreTraining(s_cfg, seed=1), TrainingArguments(run, pd_steps=3),
+          batches(tok, tmp_path))
+    teacher = MobileBertForPreTraining(t_cfg, seed=0) if "strategy" in change else None
+    data = batches(tok, tmp_path, seed=change.get("seed", 0))
+    args = {k: v for k, v in change.items() if k != "seed"}
+    with pytest.raises(ResumeMismatch, match=message) as info:
+        train(MobileBertForPreTraining(s_cfg, seed=1),
+              TrainingArguments(run, **{"pd_steps": 3, **args}), data, teacher, resume=True)
+    assert info.value.field == field
+    assert _metrics_steps(run) == [1, 2, 3]            # nothing touched
+
+
+def test_ctrl_c_names_the_last_good_checkpoint(tok, tmp_path, monkeypatch):
+    from tinybert_core.training import loop
+    _, s_cfg = configs(tok)
+    real_step = loop.train_step
+
+    def interrupt_at_step_4(student, teacher, run, *rest):
+        if run.step == 3:
+            raise KeyboardInterrupt
+        return real_step(student, teacher, run, *rest)
+
+    monkeypatch.setattr(loop, "train_step", interrupt_at_step_4)
+    with pytest.raises(loop.TrainingInterrupted, match=r"interrupted after step 3 of 6; the last "
+                                                       r"good checkpoint is .*checkpoint.npz "
+                                                       r"\(step 2\)") as info:
+        train(MobileBertForPreTraining(s_cfg, seed=1),
+              TrainingArguments(tmp_path / "run", pd_steps=6, save_every=2),
+              batches(tok, tmp_path))
+    assert info.value.checkpoint_step == 2
+
+
+@pytest.mark.parametrize("field", ["eval_every", "save_every", "gradient_accumulation_steps"])
+def test_training_arguments_refuse_zero_intervals(tmp_path, field):
+    with pytest.raises(ValueError, match=rf"{field} must be at least 1, got 0"):
+        TrainingArguments(tmp_path, **{field: 0})
