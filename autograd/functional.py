@@ -288,12 +288,14 @@ def dropout(x: Tensor, p: float, training: bool = True, generator: Any = None) -
     return N.Dropout.apply(x, mask=mask)
 
 
-def embedding(ids: Any, weight: Tensor, name: str = "ids") -> Tensor:
+def embedding(ids: Any, weight: Tensor, name: str = "ids", padding_idx: int | None = None
+              ) -> Tensor:
     """Rows of `weight` (num_embeddings, dim) picked by integer `ids`; repeated ids accumulate.
 
-    ids outside [0, num_embeddings) raise ValueError naming them `name`."""
+    ids outside [0, num_embeddings) raise ValueError naming them `name`. The lookup sends no
+    gradient to row `padding_idx` (torch's `padding_idx`: padding tokens do not train it)."""
     ids = ids.data if isinstance(ids, Tensor) else weight.backend.asarray(ids)
-    return N.Embedding.apply(weight, ids=ids, name=name)
+    return N.Embedding.apply(weight, ids=ids, name=name, padding_idx=padding_idx)
 
 
 def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,

@@ -54,20 +54,31 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A (num_embeddings, embedding_dim) table looked up by integer ids."""
+    """A (num_embeddings, embedding_dim) table looked up by integer ids.
+
+    `padding_idx` (torch's and HF's): that row starts at zero and the lookup never sends it a
+    gradient, so padding tokens do not train it (a tied decoder still does)."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, std: float = 0.02,
-                 rng: Any = None, dtype: Any = np.float32, device: Any = None) -> None:
+                 rng: Any = None, dtype: Any = np.float32, device: Any = None,
+                 padding_idx: int | None = None) -> None:
+        if padding_idx is not None and not 0 <= padding_idx < num_embeddings:
+            raise ValueError(f"Embedding: padding_idx {padding_idx} is outside "
+                             f"[0, {num_embeddings})")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(init_normal((num_embeddings, embedding_dim), std, _rng(rng), dtype),
-                                device=device)
+        self.padding_idx = padding_idx
+        table = init_normal((num_embeddings, embedding_dim), std, _rng(rng), dtype)
+        if padding_idx is not None:
+            table[padding_idx] = 0
+        self.weight = Parameter(table, device=device)
 
     def forward(self, ids: Any, name: str = "ids") -> Tensor:
         """The rows of `ids`; `name` is what an out-of-range error calls them."""
-        return F.embedding(ids, self.weight, name)
+        return F.embedding(ids, self.weight, name, self.padding_idx)
 
     def __repr__(self) -> str:
-        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}{pad})"
 
 
 class LayerNorm(Module):

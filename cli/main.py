@@ -29,6 +29,9 @@ _COMMANDS = [
     ("cli.train_cmd", "distill_command"),
     ("cli.evaluate_cmd", "evaluate_mlm_command"),
     ("cli.vocab_cmd", "vocab_command"),
+    ("cli.task_cmd", "finetune_command"),
+    ("cli.task_cmd", "evaluate_command"),
+    ("cli.task_cmd", "predict_command"),
 ]
 
 

@@ -147,20 +147,26 @@ class Gelu(Function):
 
 class Embedding(Function):
     """weight[ids]; backward scatter-adds rows, so repeated ids accumulate. `name` is what an
-    error calls the ids (a model passes "input_ids", "token_type_ids", ...)."""
+    error calls the ids (a model passes "input_ids", "token_type_ids", ...). The row
+    `padding_idx`, if given, gets no gradient from the lookup (torch's `padding_idx`)."""
 
-    def forward(self, weight, ids, name="ids"):
+    def forward(self, weight, ids, name="ids", padding_idx=None):
         if ids.dtype.kind not in "iu":
             raise TypeError(f"embedding: {name} must be integers, got {ids.dtype}")
         n = weight.shape[0]
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= n):
             raise ValueError(f"embedding: {name} must lie in [0, {n}), got values in "
                              f"[{int(ids.min())}, {int(ids.max())}]")
-        self.ids, self.n = ids, n
+        if padding_idx is not None and not 0 <= padding_idx < n:
+            raise ValueError(f"embedding: padding_idx {padding_idx} is outside [0, {n})")
+        self.ids, self.n, self.padding_idx = ids, n, padding_idx
         return weight[ids]
 
     def backward(self, g):
-        return (self.be.kernel("embedding_bwd")(self.ids, self.n, g),)
+        gw = self.be.kernel("embedding_bwd")(self.ids, self.n, g)  # a fresh (n, D) array
+        if self.padding_idx is not None:
+            gw[self.padding_idx] = 0
+        return (gw,)
 
 
 class Dropout(Function):

@@ -1,6 +1,6 @@
-"""`mpiexec -n N tinybert pretrain|distill`: N processes train the model one process trains at
-the same global batch; a failing process ends the whole job quickly, with its message, and
-leaves a checkpoint that `--resume` (with any N) finishes from.
+"""`mpiexec -n N tinybert pretrain|distill|finetune`: N processes train the model one process
+trains at the same global batch; a failing process ends the whole job quickly, with its message,
+and leaves a checkpoint that `--resume` (with any N) finishes from.
 
 Equivalence tolerances (float32; the processes sum their gradients in another order than one
 process's matmuls do, so results agree to rounding, not bit for bit): per-step losses and
@@ -27,6 +27,7 @@ from tinybert_core.training.checkpoint import read_checkpoint_meta
 from tinybert_core.training.run_dir import LOCK_NAME
 
 CORPUS = SHARED_DATA / "corpus" / "sotu-valid.txt"
+EPISTEMIC = SHARED_DATA / "glue" / "epistemic"
 pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason="needs ../shared/data")
 
 RTOL_LOSS, ATOL_LOSS, ATOL_WEIGHTS = 2e-6, 1e-6, 2e-6
@@ -166,3 +167,84 @@ def test_a_failing_process_ends_the_job_and_the_run_resumes(work, pretrained, mo
         assert all(np.array_equal(w[k], w_ref[k]) for k in w_ref)
     else:
         assert_same_training(pretrained[1], out, ("loss", "mlm", "nsp", "grad_norm"))
+
+
+# Fine-tuning: RTE-layout sentence pairs from the shared epistemic set. 22 training examples in
+# batches of 8 make epochs of 8, 8 and 6: with 4 processes the last batch splits 2, 2, 1, 1, so
+# the loss must count examples over the global batch (a per-process mean would weigh the
+# 1-example shards double).
+FINETUNE_EXAMPLES, FINETUNE_STEPS = 22, 6
+
+
+@pytest.fixture(scope="module")
+def task_files(work) -> Path:
+    d = work / "task"
+    d.mkdir()
+    for name, rows in (("train.tsv", FINETUNE_EXAMPLES), ("dev.tsv", 16)):
+        lines = (EPISTEMIC / name).read_text().splitlines()
+        (d / name).write_text("\n".join(lines[:rows + 1]) + "\n")
+    return d
+
+
+def finetune_args(pretrained: dict[int, Path], task: Path, out: Path, *extra: object
+                  ) -> list[object]:
+    # The 1-process pre-training run's student (no dropout) gets a new classification head.
+    return ["finetune", pretrained[1] / "model", "--task", "rte", "--train-file",
+            task / "train.tsv", "--dev-file", task / "dev.tsv", "--output-dir", out,
+            "--epochs", 2, "--batch-size", 8, "--lr", 1e-3, "--max-seq-length", 48,
+            "--eval-batch-size", 8, "--json", *extra]
+
+
+@pytest.fixture(scope="module")
+def finetuned(work, pretrained, task_files) -> dict[int, Path]:
+    runs = {}
+    for n in (1, 2, 4):
+        runs[n] = work / f"finetune-{n}"
+        result = tinybert(n, finetune_args(pretrained, task_files, runs[n]))
+        assert result.stdout.count('"steps_per_epoch"') == 1, result.stdout   # rank 0 only
+    return runs
+
+
+@needs_mpi
+@pytest.mark.parametrize("processes", [2, 4])
+def test_finetuning_in_n_processes_equals_one_process(finetuned, processes):
+    ref = metrics(finetuned[1])
+    assert [r["step"] for r in ref] == list(range(1, FINETUNE_STEPS + 1))
+    evals = sorted(k for k in ref[-1] if k.startswith("eval_"))
+    assert "eval_acc" in evals
+    assert_same_training(finetuned[1], finetuned[processes], ("loss", "grad_norm", *evals))
+    run_dir = finetuned[processes]
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        p.name for p in finetuned[1].iterdir())          # best/, eval_results.json, ...: once
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    ref_results = json.loads((finetuned[1] / "eval_results.json").read_text())
+    assert results["best"]["step"] == ref_results["best"]["step"]
+    assert results["steps"] == FINETUNE_STEPS and results["batch_size"] == 8
+
+
+@needs_mpi
+def test_a_failing_finetuning_process_ends_the_job_and_resumes_with_other_n(
+        work, pretrained, task_files, finetuned):
+    out = work / "finetune-fault"
+    args = finetune_args(pretrained, task_files, out, "--save-every", 1)
+    argv = [str(TESTS / "cli" / "mpi_fault.py"), "raise", "1", "4",
+            *tinybert_argv(*args)[2:]]
+    result, seconds = run(2, argv, timeout=120)
+    text = result.stdout + result.stderr
+    assert result.returncode != 0 and seconds < 60, text
+    assert "Error (rank 1 of 2): unexpected failure" in text, text
+    meta, _ = read_checkpoint_meta(out / "checkpoint.npz")
+    assert meta["step"] in (2, 3)
+    tinybert(4, [*args, "--resume"])
+    assert [r["step"] for r in metrics(out)] == list(range(1, FINETUNE_STEPS + 1))
+    assert_same_training(finetuned[1], out, ("loss", "grad_norm"))
+
+
+@needs_mpi
+def test_a_batch_smaller_than_the_job_is_refused(work, pretrained, task_files):
+    # 22 examples in batches of 4: the last batch of each epoch holds 2, fewer than 4 processes.
+    args = finetune_args(pretrained, task_files, work / "finetune-small", "--batch-size", 4)
+    result, _ = run(4, tinybert_argv(*args), timeout=120)
+    assert result.returncode != 0
+    assert "leaves a batch of 2 example(s) per epoch, fewer than the 4 processes" in \
+        result.stdout + result.stderr

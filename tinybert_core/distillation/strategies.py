@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from autograd import Tensor, no_grad, optim
 from tinybert_core.distillation import losses as L
-from tinybert_core.models.heads import masked_lm_loss, next_sentence_loss
+from tinybert_core.models.heads import count_items, masked_lm_loss, next_sentence_loss
 
 STRATEGIES = ("none", "auxiliary", "joint", "progressive")
 ENCODER = r"\.encoder\.layer\."
@@ -52,6 +52,11 @@ class KTOptions:
 LossFn = Callable[..., dict[str, Tensor]]
 
 
+def masked_tokens(batch: Any) -> int:
+    """What the MLM and KD means of a pre-training batch average over: its masked tokens."""
+    return count_items(batch.masked_lm_labels())
+
+
 @dataclass
 class Stage:
     name: str
@@ -62,6 +67,9 @@ class Stage:
     warmup_proportion: float = 0.0
     decay: bool = True
     train_mode: bool = True            # dropout on in the student during this stage
+    # What `loss`'s means average over in one batch; the loop sums it over the global batch
+    # to get num_items. Pre-training: masked tokens; fine-tuning: examples.
+    items: Callable[[Any], int] = masked_tokens
 
 
 def _inputs(batch: Any) -> dict[str, Any]:

@@ -53,8 +53,9 @@ class Initializer:
         return nn.Linear(in_features, out_features, bias, std=self.config.initializer_range,
                          rng=self.rng)
 
-    def embedding(self, num: int, dim: int) -> nn.Embedding:
-        return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng)
+    def embedding(self, num: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+        return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng,
+                            padding_idx=padding_idx)
 
     def dropout(self, p: float) -> nn.Dropout:
         return nn.Dropout(p, seed=int(self.rng.integers(2**31)))

@@ -46,7 +46,9 @@ class MobileBertEmbeddings(nn.Module):
     def __init__(self, config: MobileBertConfig, init: Initializer) -> None:
         self.trigram_input = config.trigram_input
         self.embedding_size, self.hidden_size = config.embedding_size, config.hidden_size
-        self.word_embeddings = init.embedding(config.vocab_size, config.embedding_size)
+        # HF's padding_idx: [PAD] gets no gradient from the lookup (the tied decoder's only).
+        self.word_embeddings = init.embedding(config.vocab_size, config.embedding_size,
+                                              padding_idx=config.pad_token_id)
         self.position_embeddings = init.embedding(config.max_position_embeddings,
                                                   config.hidden_size)
         self.token_type_embeddings = init.embedding(config.type_vocab_size, config.hidden_size)

@@ -1,4 +1,4 @@
-"""The training loop behind `tinybert pretrain` and `tinybert distill`.
+"""The training loop behind `tinybert pretrain`, `tinybert distill` and `tinybert finetune`.
 
 One loop runs every strategy: it walks the strategy's stages (distillation/strategies.py), with
 LAMB, a per-stage warm-up + decay schedule, periodic held-out MLM evaluation, a JSONL metrics
@@ -15,10 +15,15 @@ divide by is summed over processes, the gradients are averaged in `optimizer_ste
 process trains at the same global batch. Only rank 0 evaluates, writes metrics.jsonl, the
 checkpoint and the final model; the checkpoint holds every rank's dropout generators, and its
 model, optimizer and data position do not depend on N, so a run resumes with any N.
+
+Fine-tuning (`tinybert_core/finetuning.py`) runs this same loop with its own single stage
+(`stages=`), AdamW (`args.optimizer`), its task's dev-set evaluation (`evaluate=`), and
+`metric_for_best_model`, which keeps the best evaluated weights in OUTPUT_DIR/best.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -31,7 +36,6 @@ import numpy as np
 from autograd import no_grad, optim
 from autograd.distributed import DataParallel
 from autograd.files import atomic_write_text
-from tinybert_core.models.heads import count_items
 from tinybert_core.training.checkpoint import (ResumeMismatch, config_differences, dropout_states,
                                                load_training_checkpoint, restore_dropout_states,
                                                save_training_checkpoint)
@@ -43,6 +47,8 @@ from tinybert_core.training.step import (TrainingDiverged, first_non_finite_para
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
+BEST_DIR = "best"
+OPTIMIZERS = ("lamb", "adamw")
 
 
 @dataclass
@@ -63,9 +69,16 @@ class TrainingArguments:
     save_every: int = 100
     seed: int = 0
     kt: KTOptions = field(default_factory=KTOptions)
+    optimizer: str = "lamb"               # "adamw" for fine-tuning
+    adam_epsilon: float = 1e-6
+    bias_correction: bool = False         # Google's LAMB/AdamW: off; torch's AdamW: on
+    metric_for_best_model: str | None = None  # an evaluation key, higher is better (HF's name)
 
     def __post_init__(self) -> None:
         self.output_dir = Path(self.output_dir)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: "
+                             f"{', '.join(OPTIMIZERS)}")
         for name in ("gradient_accumulation_steps", "eval_every", "save_every"):
             if getattr(self, name) < 1:   # eval_every = 0 was a ZeroDivisionError mid-run
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -115,12 +128,16 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
           stop_after: int | None = None, run_dir: RunDirectory | None = None,
+          stages: list[Stage] | None = None,
+          evaluate: Callable[[Any], dict[str, float]] | None = None,
           data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
     step, enter the step's stage when it changes, take one `optimizer_step` (step.py), and
     log, evaluate and save as due; at the end, write the model directory.
+    `stages` replaces the strategy's stages (fine-tuning passes its one stage); `evaluate`
+    (model -> metrics) replaces the held-out MLM evaluation of `eval_batches`.
     `stop_after` ends this call after that global step (as if the run were killed there; a
     checkpoint is written), which is how the resume test interrupts a run.
     `run_dir` is the output directory already opened by the caller with `open_run_directory`
@@ -128,10 +145,10 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     the run, so two processes can never train into one directory.
     `data_parallel`: a `DataParallel` when this process is one of several (module docstring);
     then rank 0 alone holds the directory (`open_job_directory`), `on_step` is called on every
-    process and `eval_batches` used on rank 0 only.
-    Returns a summary with the final evaluation and the output paths.
+    process and `eval_batches` / `evaluate` used on rank 0 only.
+    Returns a summary with the final evaluation, the best one and the output paths.
     """
-    plan = plan_stages(args, student, teacher)
+    plan = plan_stages(args, student, teacher, stages)
     if run_dir is not None and run_dir.path.resolve() != args.output_dir.resolve():
         raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
                          f"{args.output_dir}")
@@ -139,18 +156,23 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
         open_job_directory(args.output_dir, data_parallel, resume=resume)
     with held:
         return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
-                      resume, stop_after, data_parallel)
+                      resume, stop_after, evaluate, data_parallel)
 
 
 def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
            eval_batches: list[Any] | None, tokenizer: Any,
            on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
-           stop_after: int | None, data_parallel: DataParallel | None) -> dict[str, Any]:
+           stop_after: int | None,
+           evaluate: Callable[[Any], dict[str, float]] | None,
+           data_parallel: DataParallel | None) -> dict[str, Any]:
     """`train`'s body, in a directory this process (or its job's rank 0) holds."""
     run = open_run(student, args, plan, batches, resume, data_parallel)
     main = data_parallel is None or data_parallel.is_main
     if not main:
-        eval_batches = None
+        eval_batches, evaluate = None, None
+    if evaluate is None and eval_batches:
+        def evaluate(model: Any) -> dict[str, float]:
+            return evaluate_mlm(model, eval_batches)
     last_eval: dict[str, float] = {}
     current = -1
     try:
@@ -164,9 +186,11 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
                                 fresh=run.step == plan.starts[index])
                 record = train_step(student, teacher, run, stage, batches, args)
                 run.step += 1
-                if eval_batches and (run.step % args.eval_every == 0 or run.step == plan.total):
-                    last_eval = evaluate_mlm(student, eval_batches)
+                if evaluate is not None and (run.step % args.eval_every == 0
+                                             or run.step == plan.total):
+                    last_eval = evaluate(student)
                     record.update({f"eval_{k}": v for k, v in last_eval.items()})
+                    run.keep_best(last_eval, tokenizer)
                 log(record)
                 if on_step is not None:
                     on_step({**record, "total_steps": plan.total})
@@ -178,7 +202,10 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
         raise TrainingInterrupted(f"interrupted after step {run.step} of {plan.total}; "
                                   f"{run.last_good()}", run.saved_step) from None
     summary: dict[str, Any] = {"steps": run.step, "total_steps": plan.total,
-                               "checkpoint": str(run.checkpoint), "eval": last_eval}
+                               "checkpoint": str(run.checkpoint), "eval": last_eval,
+                               "best": run.best}
+    if run.best is not None:
+        summary["best_model_dir"] = str(args.output_dir / BEST_DIR)
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
         if main:
@@ -191,12 +218,15 @@ def _skip(record: dict) -> None:
     """The metrics log of a process other than rank 0."""
 
 
-def plan_stages(args: TrainingArguments, student: Any, teacher: Any) -> StagePlan:
-    """The strategy's stages on the global step axis; refuses an empty plan or a missing
-    teacher before anything is written."""
-    plan = StagePlan.of(build_stages(args.strategy, student.config.num_hidden_layers,
-                                     args.kt_steps_per_layer, args.pd_steps, args.kt,
-                                     args.warmup_proportion))
+def plan_stages(args: TrainingArguments, student: Any, teacher: Any,
+                stages: list[Stage] | None = None) -> StagePlan:
+    """`stages`, or the strategy's, on the global step axis; refuses an empty plan or a
+    missing teacher before anything is written."""
+    if stages is None:
+        stages = build_stages(args.strategy, student.config.num_hidden_layers,
+                              args.kt_steps_per_layer, args.pd_steps, args.kt,
+                              args.warmup_proportion)
+    plan = StagePlan.of(stages)
     if plan.total == 0:
         raise ValueError("nothing to train: the strategy's stages have 0 steps in total")
     if any(st.needs_teacher for st in plan.stages) and teacher is None:
@@ -219,6 +249,7 @@ class Run:
     args: TrainingArguments
     plan: StagePlan
     saved_step: int | None = None
+    best: dict[str, Any] | None = None    # the best evaluation so far, with its step
     data_parallel: DataParallel | None = None
 
     def save(self, batches: Any) -> None:
@@ -226,7 +257,7 @@ class Run:
         same weights, with every process's dropout generators."""
         stages = [[st.name, st.steps] for st in self.plan.stages]
         extra: dict[str, Any] = {"args": _jsonable(self.args), "strategy": self.args.strategy,
-                                 "stages": stages}
+                                 "stages": stages, "best": self.best}
         dp = self.data_parallel
         if dp is not None:
             dp.check_in_sync(self.student)
@@ -242,6 +273,20 @@ class Run:
         if self.saved_step is None:
             return "no checkpoint was written"
         return f"the last good checkpoint is {self.checkpoint} (step {self.saved_step})"
+
+    def keep_best(self, metrics: dict[str, float], tokenizer: Any) -> None:
+        """With `metric_for_best_model`, write the weights to OUTPUT_DIR/best when `metrics`
+        beat the best so far (higher is better; NaN never beats a number)."""
+        key = self.args.metric_for_best_model
+        if key is None:
+            return
+        if key not in metrics:
+            raise ValueError(f"metric_for_best_model {key!r} is not among the evaluation's "
+                             f"metrics ({', '.join(metrics)})")
+        value, best = float(metrics[key]), None if self.best is None else self.best[key]
+        if best is None or value > best or (math.isnan(best) and not math.isnan(value)):
+            self.student.save_pretrained(self.args.output_dir / BEST_DIR, tokenizer=tokenizer)
+            self.best = {"step": self.step, **metrics}
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
@@ -259,7 +304,9 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
         i, _ = plan.at(step)
         return schedules[i](step - plan.starts[i])
 
-    opt = optim.LAMB(student, lr=lr_at, weight_decay=args.weight_decay)
+    kind = optim.LAMB if args.optimizer == "lamb" else optim.AdamW
+    opt = kind(student, lr=lr_at, eps=args.adam_epsilon, weight_decay=args.weight_decay,
+               bias_correction=args.bias_correction)
     step, extra, saved_step = 0, {}, None
     if resume:
         if not checkpoint.exists():
@@ -272,7 +319,8 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
     dp = data_parallel
     if dp is not None:
         join_data_parallel(dp, student, step, batches, extra)
-    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step, dp)
+    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step,
+               best=extra.get("best"), data_parallel=dp)
 
 
 def join_data_parallel(dp: DataParallel, student: Any, step: int, batches: Any,
@@ -344,14 +392,14 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     lr = run.optimizer.current_lr()
     micro = [next(batches) for _ in range(args.gradient_accumulation_steps)]
     dp = run.data_parallel
-    masked = sum(count_items(b.masked_lm_labels()) for b in micro)
+    items = sum(stage.items(b) for b in micro)
     tokens = sum(int(b.attention_mask.sum()) for b in micro)
     if dp is not None:
-        masked, tokens = (int(v) for v in dp.sum([masked, tokens]))
+        items, tokens = (int(v) for v in dp.sum([items, tokens]))
         reduced_s = dp.stats.allreduce_seconds
-    # The masked tokens of an average micro-batch of one process: the MLM / KD means divide
-    # by it, so accumulating and averaging give the mean over the global batch's tokens.
-    num_items = max(masked, 1) / ((dp.size if dp else 1) * len(micro))
+    # The items (masked tokens, examples) of an average micro-batch of one process: the
+    # loss means divide by it, so accumulating and averaging give the global batch's mean.
+    num_items = max(items, 1) / ((dp.size if dp else 1) * len(micro))
     try:
         result = optimizer_step(student, run.optimizer, micro,
                                 lambda batch: stage.loss(student, teacher, batch, num_items),

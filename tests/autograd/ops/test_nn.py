@@ -185,6 +185,31 @@ def test_embedding_repeated_ids_accumulate():
     np.testing.assert_array_equal(w.grad, expected)
 
 
+def test_embedding_padding_idx_row_gets_no_gradient():
+    """torch's padding_idx: the forward is unchanged; the backward skips that row only."""
+    w = leaf(np.arange(10.0).reshape(5, 2))
+    ids = np.array([[0, 2, 0], [2, 4, 0]])
+    g = np.arange(12.0).reshape(2, 3, 2)
+    out = F.embedding(ids, w, padding_idx=0)
+    np.testing.assert_array_equal(out.numpy(), w.numpy()[ids])
+    out.backward(g)
+    expected = np.zeros((5, 2))
+    for i, row in zip(ids.reshape(-1), g.reshape(-1, 2)):
+        if i != 0:
+            expected[i] += row
+    np.testing.assert_array_equal(w.grad, expected)
+    with pytest.raises(ValueError, match="padding_idx 5 is outside"):
+        F.embedding(ids, w, padding_idx=5)
+
+
+def test_embedding_module_padding_row_starts_at_zero():
+    from autograd import nn
+    emb = nn.Embedding(6, 3, rng=0, padding_idx=2)
+    np.testing.assert_array_equal(emb.weight.numpy()[2], 0)
+    assert np.abs(emb.weight.numpy()[[0, 1, 3]]).min() > 0
+    assert "padding_idx=2" in repr(emb)
+
+
 # --- losses --------------------------------------------------------------------------------------
 
 @given(data=st.data(), lead=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4),

@@ -1,0 +1,77 @@
+"""`tinybert finetune / evaluate / predict` end to end on the 2-layer fixture MobileBERT, and
+their one-line errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import tinybert
+from paths import MODEL_FIXTURES
+
+MODEL = MODEL_FIXTURES / "mobilebert-kq-shared"
+
+
+def run(*args):
+    return CliRunner().invoke(tinybert, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    d = tmp_path_factory.mktemp("task")
+    rows = ["sentence\tlabel"] + [f"the man went {w} to the store\t{w}"
+                                  for w in ["up", "down"] * 8]
+    (d / "train.tsv").write_text("\n".join(rows) + "\n")
+    (d / "test.jsonl").write_text('{"sentence": "he went up"}\n{"sentence": "he went down"}\n')
+    return d
+
+
+@pytest.fixture(scope="module")
+def finetuned(task):
+    out = task / "run"
+    r = run("finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--dev-file", task / "train.tsv", "--output-dir", out, "--epochs", 2,
+            "--batch-size", 8, "--lr", 3e-3, "--json")
+    assert r.exit_code == 0, r.output
+    return out, json.loads(r.output[r.output.index("{"):])
+
+
+def test_finetune_prints_results_next_to_the_baseline(finetuned, task):
+    out, results = finetuned
+    assert results["steps"] == 4 and results["baseline"] == {"acc": 0.5}
+    assert (out / "best" / "model.safetensors").is_file()
+    r = run("finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--output-dir", task / "plain", "--max-steps", 2)
+    assert r.exit_code == 0, r.output
+    assert "trained 2/2 steps" in r.output and "model saved to" in r.output
+
+
+def test_evaluate_and_predict(finetuned, task):
+    out, results = finetuned
+    r = run("evaluate", out / "best", "--task", "custom", "--dev-file", task / "train.tsv",
+            "--output-dir", task / "ev")
+    assert r.exit_code == 0, r.output
+    assert f"acc {results['best']['acc']:.4f}" in r.output
+    assert "baseline (majority class of the dev labels (no --train-file)): acc 0.5000" in r.output
+    saved = json.loads((task / "ev" / "eval_results.json").read_text())
+    assert saved["metrics"]["acc"] == results["best"]["acc"]
+    r = run("predict", out / "best", "--task", "custom", "--input", task / "test.jsonl",
+            "--output", task / "pred.tsv")
+    assert r.exit_code == 0, r.output
+    assert (task / "pred.tsv").read_text().splitlines()[0] == "index\tprediction"
+    r = run("predict", out / "best", "--task", "custom", "--input", task / "test.jsonl",
+            "--output", task / "pred.tsv")
+    assert r.exit_code == 1 and "already exists" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "mnly"], "Error: unknown task 'mnly'; known tasks: cola"),
+    (["--task", "rte"], "line 2: label 'up' is not one of task rte's labels"),
+    (["--task", "custom", "--lr", "0"], "Invalid value for '--lr'"),
+])
+def test_errors_are_one_line(task, args, message):
+    r = run("finetune", MODEL, "--train-file", task / "train.tsv", "--output-dir",
+            task / "never", *args)
+    assert r.exit_code != 0 and message in r.output
+    assert "Traceback" not in r.output and not (task / "never").exists()
