@@ -20,6 +20,13 @@ figure to compare with a network link.
 
     python benchmarks/distributed.py [--processes 1 2 4] [--step-configs mobilebert ...]
         [--allreduce-configs mobilebert ib-bert-large] [--batch-size 8] [--steps 3]
+
+`--project RESULT.json` prints, instead, the ring all-reduce projection over N machines from a
+saved result (docs/distributed.md): per step each machine sends and receives 2(N-1)/N x the
+gradient bytes, so at a link of B bytes/s communication takes t_c = 2(N-1)/N x bytes / B
+(bandwidth term only; latency, 2(N-1) messages per bucket, ignored), and with no overlap of
+communication and backward a machine that computes a step in t_s (its 1-process step time at
+the same per-machine batch) runs at efficiency t_s / (t_s + t_c) of perfect scaling.
 """
 from __future__ import annotations
 
@@ -201,6 +208,32 @@ def add_bandwidth(row: dict[str, Any]) -> None:
     row["busbw_gb_s"] = row["algbw_gb_s"] * 2 * (n - 1) / n
 
 
+def projection(result: dict[str, Any], gbits: list[float], machines: list[int]
+               ) -> dict[str, Any]:
+    """The ring all-reduce projection (module docstring) for every config of `result`."""
+    step_s = {r["config"]: r["step_s"]["median"] for r in result["rows"]
+              if r.get("kind") == "step" and r.get("processes") == 1 and "step_s" in r}
+    params = {r["config"]: r["parameters"] for r in result["rows"] if "parameters" in r}
+    out = []
+    for config, n_params in params.items():
+        nbytes = 4 * n_params
+        for gbit in gbits:
+            link = gbit * 1e9 / 8
+            for n in machines:
+                comm = 2 * (n - 1) / n * nbytes / link
+                row = {"config": config, "gradient_mb": nbytes / 1e6, "link_gbit_s": gbit,
+                       "machines": n, "sent_per_machine_mb": 2 * (n - 1) / n * nbytes / 1e6,
+                       "allreduce_s": comm,
+                       "step_s_for_90pct": 9 * comm}
+                if config in step_s:
+                    row["step_s"] = step_s[config]
+                    row["efficiency"] = step_s[config] / (step_s[config] + comm)
+                out.append(row)
+    return {"assumes": "ring all-reduce, bandwidth term only, no overlap with backward; step_s "
+                       "= the measured 1-process step on this machine", "cpu": result.get("cpu"),
+            "rows": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
@@ -212,10 +245,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="synced all-reduces timed")
     ap.add_argument("--busy-wait", action="store_true", help="MPI's spinning wait")
     ap.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bucket cap (MB)")
+    ap.add_argument("--project", type=Path, help="a saved result: print the projection")
+    ap.add_argument("--link-gbit", type=float, nargs="+", default=[1, 10, 100],
+                    help="link bandwidths for --project (Gbit/s)")
+    ap.add_argument("--machines", type=int, nargs="+", default=[2, 4, 8, 16, 64],
+                    help="machine counts for --project")
     ap.add_argument("--worker", choices=["step", "allreduce"], help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
     ap.add_argument("--mpi", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.project:
+        result = json.loads(args.project.read_text())
+        print(json.dumps(projection(result, args.link_gbit, args.machines), indent=1))
+        return
     if args.worker:
         row = (step_worker if args.worker == "step" else allreduce_worker)(args)
         rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
