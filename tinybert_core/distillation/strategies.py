@@ -67,9 +67,11 @@ class Stage:
     warmup_proportion: float = 0.0
     decay: bool = True
     train_mode: bool = True            # dropout on in the student during this stage
-    # What `loss`'s means average over in one batch; the loop sums it over the global batch
-    # to get num_items. Pre-training: masked tokens; fine-tuning: examples.
-    items: Callable[[Any], int] = masked_tokens
+    # What `loss`'s means average over in one batch (pre-training: masked tokens; fine-tuning:
+    # examples). The loop sums it over the global batch and passes `loss` num_items; None: the
+    # loss is called without it, and its mean is taken as it comes (exact only when every
+    # micro-batch and process averages over as many items).
+    items: Callable[[Any], int] | None = None
 
 
 def _inputs(batch: Any) -> dict[str, Any]:
@@ -153,17 +155,18 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
     dropout_on = opts.student_dropout  # Google: off while distilling
     if strategy == "none":
         return [Stage("pretrain", kt_steps + pd_steps, pretraining_loss, False,
-                      warmup_proportion=warmup_proportion)]
+                      warmup_proportion=warmup_proportion, items=masked_tokens)]
     pd = Stage("pd", pd_steps, distillation_loss(opts), True,
-               warmup_proportion=warmup_proportion, train_mode=dropout_on)
+               warmup_proportion=warmup_proportion, train_mode=dropout_on, items=masked_tokens)
     if strategy == "auxiliary":
         return [Stage("auxiliary", kt_steps + pd_steps,
                       distillation_loss(opts, every, num_layers), True,
-                      warmup_proportion=warmup_proportion, train_mode=dropout_on)]
+                      warmup_proportion=warmup_proportion, train_mode=dropout_on,
+                      items=masked_tokens)]
     if strategy == "joint":
         return [Stage("joint-kt", kt_steps, knowledge_transfer_loss(every, opts, num_layers), True,
                       _frozen_outside_encoder(), warmup_proportion=warmup_proportion,
-                      train_mode=dropout_on), pd]
+                      train_mode=dropout_on, items=masked_tokens), pd]
     stages = []
     for layer in every:
         scales = [(None, 0.0)]
@@ -174,7 +177,8 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
         # Google's per-phase schedule: a short warm-up, then (nearly) constant.
         stages.append(Stage(f"progressive-layer-{layer}", kt_steps_per_layer,
                             knowledge_transfer_loss([layer], opts, num_layers), True, scales,
-                            warmup_proportion=0.1, decay=False, train_mode=dropout_on))
+                            warmup_proportion=0.1, decay=False, train_mode=dropout_on,
+                            items=masked_tokens))
     return stages + [pd]
 
 

@@ -392,7 +392,7 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     lr = run.optimizer.current_lr()
     micro = [next(batches) for _ in range(args.gradient_accumulation_steps)]
     dp = run.data_parallel
-    items = sum(stage.items(b) for b in micro)
+    items = sum(stage.items(b) for b in micro) if stage.items is not None else 0
     tokens = sum(int(b.attention_mask.sum()) for b in micro)
     if dp is not None:
         items, tokens = (int(v) for v in dp.sum([items, tokens]))
@@ -400,10 +400,14 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     # The items (masked tokens, examples) of an average micro-batch of one process: the
     # loss means divide by it, so accumulating and averaging give the global batch's mean.
     num_items = max(items, 1) / ((dp.size if dp else 1) * len(micro))
+
+    def loss(batch: Any) -> dict[str, Any]:
+        if stage.items is None:
+            return stage.loss(student, teacher, batch)
+        return stage.loss(student, teacher, batch, num_items)
+
     try:
-        result = optimizer_step(student, run.optimizer, micro,
-                                lambda batch: stage.loss(student, teacher, batch, num_items),
-                                args.max_grad_norm,
+        result = optimizer_step(student, run.optimizer, micro, loss, args.max_grad_norm,
                                 dp.allreduce_gradients if dp is not None else None)
     except TrainingDiverged as e:
         where = "" if e.batch is None else locate_non_finite(student, teacher, e.batch)
