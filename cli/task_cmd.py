@@ -1,6 +1,9 @@
 """`tinybert finetune`, `evaluate` and `predict`: thin shells over `tinybert_core.finetuning`,
 with progress (`cli/progress.py`: a bar on a terminal, lines otherwise) on training (loss,
-learning rate, tokens/s, the last dev score) and on every pass over a file."""
+learning rate, tokens/s, the last dev score) and on every pass over a file.
+
+Under mpiexec (cli/parallel.py) finetune trains data-parallel: rank 0 shows the progress and
+the results, the others stay silent, and an error on any rank ends the whole job."""
 from __future__ import annotations
 
 import json
@@ -10,17 +13,17 @@ from typing import Any
 
 import click
 
-from autograd.serialization import CheckpointError
+from cli.errors import interruptible, user_errors
+from cli.options import (IN_FILE, OUT_DIR, OUT_FILE, POSITIVE, SEED, json_option,
+                         model_dir_argument)
+from cli.parallel import current_data_parallel, ending_job_on_error, is_speaker, rank0_progress
 from cli.progress import progress
 from tinybert_core import finetuning as FT
 from tinybert_core.data.tasks import TASK_NAMES
-from tinybert_core.training.step import TrainingDiverged
 
-_IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
-_IN_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
-_OUT_DIR = click.Path(path_type=Path, file_okay=False)
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, CheckpointError,
-                TrainingDiverged)
+# A refused --resume names the option that differs (the field ResumeMismatch names).
+_OPTIONS = {"config": "MODEL_DIR", "pd_steps": "--epochs / --max-steps",
+            "n": "--train-file / --max-train-examples", "batch_size": "--batch-size"}
 _TASK_HELP = f"Task: {', '.join(TASK_NAMES)} (GLUE aliases such as sst2, stsb accepted)."
 
 
@@ -31,22 +34,23 @@ def task_options(fn: Callable) -> Callable:
         click.option("--max-seq-length", type=click.IntRange(min=8), default=None,
                      help="Tokens per input [default: the model's fine-tuning value, else "
                           "128 (SQuAD 384) or the model's max_position_embeddings if less]."),
-        click.option("--doc-stride", type=click.IntRange(min=1), default=None,
+        click.option("--doc-stride", type=POSITIVE, default=None,
                      help="SQuAD: tokens between the starts of two windows (Google's step, "
                           "not HF's overlap) [default: 128, or the model's fine-tuning value]."),
-        click.option("--max-query-length", type=click.IntRange(min=1), default=None,
+        click.option("--max-query-length", type=POSITIVE, default=None,
                      help="SQuAD: question tokens kept [default: 64, or the model's "
                           "fine-tuning value]."),
         click.option("--labels", default=None,
                      help="Task custom: comma-separated labels [default: the model's, else "
                           "the training file's, sorted]."),
-        click.option("--eval-batch-size", type=click.IntRange(min=1), default=64,
+        click.option("--eval-batch-size", type=POSITIVE, default=64,
                      show_default=True, help="Examples per batch when evaluating."),
-        click.option("--n-best-size", type=click.IntRange(min=1), default=20, show_default=True,
+        click.option("--n-best-size", type=POSITIVE, default=20, show_default=True,
                      help="SQuAD: candidate answers kept per question."),
-        click.option("--max-answer-length", type=click.IntRange(min=1), default=30,
+        click.option("--max-answer-length", type=POSITIVE, default=30,
                      show_default=True, help="SQuAD: longest answer, in tokens."),
-        click.option("--null-score-diff-threshold", type=click.FloatRange(), default=0.0, show_default=True,
+        click.option("--null-score-diff-threshold", type=click.FloatRange(), default=0.0,
+                     show_default=True,
                      help="SQuAD v2.0: answer '' when null odds exceed this (use the dev "
                           "set's best_f1_thresh)."),
     ]
@@ -64,18 +68,11 @@ def _task_opts(kw: dict[str, Any]) -> FT.TaskOptions:
                           null_score_diff_threshold=kw["null_score_diff_threshold"])
 
 
-def _user_errors(work: Callable[[], Any]) -> Any:
-    try:
-        return work()
-    except _USER_ERRORS as e:
-        raise click.ClickException(str(e)) from e
-
-
 def _with_bar(label: str, work: Callable[[Callable[[int, int], None]], Any]) -> Any:
     """Run `work(on_batch)` with progress over the examples (the total arrives with the first
     batch); user errors become one-line messages."""
-    with progress(None, label, unit="examples") as bar:
-        return _user_errors(lambda: work(lambda done, total: bar.update(done, total=total)))
+    with user_errors(), progress(None, label, unit="examples") as bar:
+        return work(lambda done, total: bar.update(done, total=total))
 
 
 def _fmt(metrics: dict[str, Any], keys: list[str]) -> str:
@@ -91,21 +88,21 @@ def _keys(metrics: dict[str, Any], main: str) -> list[str]:
 @click.command("finetune", epilog="Example: tinybert finetune runs/student/model --task mnli "
                "--train-file glue/MNLI/train.tsv --dev-file glue/MNLI/dev_matched.tsv "
                "--epochs 3 --output-dir runs/mnli")
-@click.argument("model_dir", type=_IN_DIR)
+@model_dir_argument()
 @task_options
-@click.option("--train-file", type=_IN_FILE, required=True,
+@click.option("--train-file", type=IN_FILE, required=True,
               help="Training file: GLUE TSV, or TSV/CSV/JSONL with sentence(1)/sentence2/label; "
                    "SQuAD JSON.")
-@click.option("--dev-file", type=_IN_FILE, default=None,
+@click.option("--dev-file", type=IN_FILE, default=None,
               help="Evaluated every --eval-every steps; the best weights go to OUTPUT_DIR/best.")
-@click.option("--output-dir", type=_OUT_DIR, default=Path("runs") / "finetune",
+@click.option("--output-dir", type=OUT_DIR, default=Path("runs") / "finetune",
               show_default=True,
               help="checkpoint.npz, metrics.jsonl, best/, model/ and eval_results.json.")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=3.0,
               show_default=True, help="Passes over the training file (fractions allowed).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+@click.option("--max-steps", type=POSITIVE, default=None,
               help="Optimizer steps in all; overrides --epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--batch-size", type=POSITIVE, default=32, show_default=True,
               help="Examples (SQuAD: windows) per optimizer step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-5,
               show_default=True, help="Peak AdamW learning rate.")
@@ -119,18 +116,19 @@ def _keys(metrics: dict[str, Any], main: str) -> list[str]:
               help="Evaluate on --dev-file every N steps (0: every epoch).")
 @click.option("--save-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Write checkpoint.npz every N steps (0: every epoch).")
-@click.option("--max-train-examples", type=click.IntRange(min=1), default=None,
+@click.option("--max-train-examples", type=POSITIVE, default=None,
               help="Train on a seeded random subset of this many examples (questions).")
 @click.option("--from-scratch", is_flag=True,
               help="Random weights from MODEL_DIR's config and vocab: the no-transfer baseline.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Seeds the new head, dropout, the subsample and the data order.")
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz.")
 @click.option("--overwrite-output-dir", is_flag=True,
               help="Start afresh in an OUTPUT_DIR that holds another run.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def finetune_command(model_dir: Path, train_file: Path, dev_file: Path | None, output_dir: Path,
-                     as_json: bool, **kw: Any) -> None:
+@json_option("the results")
+@click.pass_context
+def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
+                     dev_file: Path | None, output_dir: Path, as_json: bool, **kw: Any) -> None:
     """Fine-tune a model on a GLUE-style task or SQuAD.
 
     MODEL_DIR is any saved MobileBERT/BERT (a pre-trained or distilled student, a Hugging Face
@@ -147,15 +145,17 @@ def finetune_command(model_dir: Path, train_file: Path, dev_file: Path | None, o
         save_every=kw["save_every"], seed=kw["seed"],
         max_train_examples=kw["max_train_examples"], from_scratch=kw["from_scratch"],
         overwrite_output_dir=kw["overwrite_output_dir"])
-    shown = _Shown()
-    with progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
+    shown, dp = _Shown(), current_data_parallel()
+    with ending_job_on_error(dp), interruptible(ctx), user_errors(_OPTIONS), \
+            rank0_progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
         def on_step(record: dict) -> None:
             # a resumed run starts part-way: its first update covers the steps already done
             bar.update(record["step"] - bar.done, shown.keep(record),
                        total=record["total_steps"])
-        summary = _user_errors(lambda: FT.finetune(model_dir, output_dir, train_file, dev_file,
-                                                   opts, fopts, resume=kw["resume"],
-                                                   on_step=on_step))
+        summary = FT.finetune(model_dir, output_dir, train_file, dev_file, opts, fopts,
+                              resume=kw["resume"], on_step=on_step, data_parallel=dp)
+    if not is_speaker():
+        return
     results = summary.get("results")
     if as_json:
         click.echo(json.dumps(results or summary, indent=2))
@@ -196,17 +196,17 @@ class _Shown:
 @click.command("evaluate", epilog="Example: tinybert evaluate runs/mnli/best --task mnli "
                "--dev-file glue/MNLI/dev_matched.tsv --train-file glue/MNLI/train.tsv "
                "--output-dir runs/mnli-eval")
-@click.argument("model_dir", type=_IN_DIR)
+@model_dir_argument()
 @task_options
-@click.option("--dev-file", type=_IN_FILE, required=True, help="Labelled file to score.")
-@click.option("--train-file", type=_IN_FILE, default=None,
+@click.option("--dev-file", type=IN_FILE, required=True, help="Labelled file to score.")
+@click.option("--train-file", type=IN_FILE, default=None,
               help="The training file, for the majority-class baseline [default: the dev "
                    "file's majority class].")
-@click.option("--output-dir", type=_OUT_DIR, default=Path("runs") / "evaluate",
+@click.option("--output-dir", type=OUT_DIR, default=Path("runs") / "evaluate",
               show_default=True, help="eval_results.json (SQuAD: and the prediction files).")
 @click.option("--overwrite-output-dir", is_flag=True,
               help="Replace the results of an earlier evaluation in OUTPUT_DIR.")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@json_option("the results")
 def evaluate_command(model_dir: Path, dev_file: Path, train_file: Path | None,
                      output_dir: Path, overwrite_output_dir: bool, as_json: bool,
                      **kw: Any) -> None:
@@ -230,11 +230,11 @@ def evaluate_command(model_dir: Path, dev_file: Path, train_file: Path | None,
 
 @click.command("predict", epilog="Example: tinybert predict runs/mnli/best --task mnli "
                "--input glue/MNLI/test_matched.tsv --output MNLI-m.tsv")
-@click.argument("model_dir", type=_IN_DIR)
+@model_dir_argument()
 @task_options
-@click.option("--input", "input_file", type=_IN_FILE, required=True,
+@click.option("--input", "input_file", type=IN_FILE, required=True,
               help="File to predict (labels not needed).")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+@click.option("--output", type=OUT_FILE, required=True,
               help="GLUE: submission TSV. SQuAD: predictions.json (nbest_predictions.json and "
                    "null_odds.json are written beside it).")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")

@@ -24,6 +24,8 @@ def task(tmp_path_factory):
                                   for w in ["up", "down"] * 8]
     (d / "train.tsv").write_text("\n".join(rows) + "\n")
     (d / "test.jsonl").write_text('{"sentence": "he went up"}\n{"sentence": "he went down"}\n')
+    (d / "empty.tsv").write_text("sentence\tlabel\n")
+    (d / "ragged.tsv").write_text("sentence\tlabel\nhe went up\tup\nhe went\n")
     return d
 
 
@@ -69,9 +71,25 @@ def test_evaluate_and_predict(finetuned, task):
     (["--task", "mnly"], "Error: unknown task 'mnly'; known tasks: cola"),
     (["--task", "rte"], "line 2: label 'up' is not one of task rte's labels"),
     (["--task", "custom", "--lr", "0"], "Invalid value for '--lr'"),
+    (["--task", "custom", "--dev-file", "{task}/empty.tsv"], "empty.tsv: no examples"),
+    (["--task", "custom", "--dev-file", "{task}/ragged.tsv"],
+     "ragged.tsv, line 3: expected 2 columns"),
 ])
 def test_errors_are_one_line(task, args, message):
     r = run("finetune", MODEL, "--train-file", task / "train.tsv", "--output-dir",
-            task / "never", *args)
+            task / "never", *[a.format(task=task) for a in args])
     assert r.exit_code != 0 and message in r.output
     assert "Traceback" not in r.output and not (task / "never").exists()
+
+
+def test_a_resume_with_another_batch_size_is_refused(task):
+    out = task / "resumed"
+    args = ["finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--output-dir", out, "--max-steps", 2]
+    assert run(*args).exit_code == 0
+    r = run(*args, "--max-steps", 3, "--batch-size", 4, "--resume")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "cannot resume: --batch-size differs from the checkpoint's run" in r.output
+    r = run(*args, "--max-steps", 3, "--resume")
+    assert r.exit_code == 0, r.output
+    assert "trained 3/3 steps" in r.output

@@ -174,6 +174,41 @@ def test_squad_v2_finetune_evaluate_predict(tmp_path):
     assert set(json.loads(paths[0].read_text())) == {f"q{i}" for i in range(9)}
 
 
+def test_finetuned_directories_load_in_transformers_with_the_same_logits(trained, tmp_path):
+    """What `finetune` writes (best/: config with id2label, finetuning_task and our window
+    sizes) is a transformers checkpoint: MobileBertFor{SequenceClassification,QuestionAnswering}
+    load it without missing or unexpected weights and give our logits. Needs torch +
+    transformers (the parity test covers the reverse direction without them)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tinybert_core import load_model
+    train = squad_json(tmp_path / "train.json", 12, 0)
+    FT.finetune(MODEL, tmp_path / "qa", train, train, FT.TaskOptions(
+        "squad-v2", max_seq_length=24, doc_stride=8, max_query_length=8), fast(epochs=1))
+    rng = np.random.default_rng(0)
+    inputs = {"input_ids": rng.integers(5, 1000, (3, 20)),
+              "token_type_ids": np.repeat([[0] * 8 + [1] * 12], 3, axis=0),
+              "attention_mask": np.ones((3, 20), np.int64)}
+    inputs["attention_mask"][1, 14:] = 0
+    cases = [(trained[0] / "best", "sequence_classification", ("logits",),
+              transformers.MobileBertForSequenceClassification),
+             (tmp_path / "qa" / "best", "question_answering", ("start_logits", "end_logits"),
+              transformers.MobileBertForQuestionAnswering)]
+    for directory, task, names, cls in cases:
+        hf, info = cls.from_pretrained(str(directory), output_loading_info=True)
+        assert not info["missing_keys"] and not info["unexpected_keys"], info
+        hf.eval()
+        with torch.no_grad():
+            theirs = hf(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+        ours = load_model(directory, task).eval()(**inputs)
+        for name in names:
+            a, r = getattr(ours, name).numpy(), getattr(theirs, name).numpy()
+            assert np.abs(a - r).max() <= 1e-5 * np.abs(r).max(), (task, name)
+    assert hf.config.finetuning_task == "squad-v2"
+    config = transformers.AutoConfig.from_pretrained(str(trained[0] / "best"))
+    assert config.id2label == {0: "neg", 1: "pos"} and config.label2id == {"neg": 0, "pos": 1}
+
+
 def test_a_saved_label_order_wins(trained, files, tmp_path):
     """The same classifier with its outputs and id2label swapped scores the same."""
     out, _ = trained

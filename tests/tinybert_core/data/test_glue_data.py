@@ -179,6 +179,12 @@ def test_task_batches_cover_each_epoch_and_resume_exactly():
     c = TaskBatches(make, 10, 4, seed=3)
     c.load_state(state)
     assert all(np.array_equal(next(b), next(c)) for _ in range(7))
+    for other, field in ((TaskBatches(make, 11, 4, seed=3), "n"),
+                         (TaskBatches(make, 10, 5, seed=3), "batch_size"),
+                         (TaskBatches(make, 10, 4, seed=4), "seed")):
+        with pytest.raises(ValueError, match="differs: the checkpoint's run had") as e:
+            other.load_state(state)
+        assert e.value.field == field
 
 
 def test_padding_and_eval_order():
