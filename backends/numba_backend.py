@@ -413,6 +413,7 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
 
 numba_backend.register("int8_matmul")(int8_matmul)
 numba_backend.register("quantize_u8")(numba_quantize.quantize_u8)
+numba_backend.register("quantize_u8_static")(numba_quantize.quantize_u8_static)
 
 
 __all__ = ["numba_backend"]

@@ -1,5 +1,6 @@
-"""The Numba activation quantizer: `quantize_u8`, dynamic uint8 quantization of float32
-activations per tensor or per row, with the same bits as `backends.reference.quantize_u8`.
+"""The Numba activation quantizers, with the same bits as their references in
+`backends/reference.py`: `quantize_u8`, dynamic uint8 quantization of float32 activations per
+tensor or per row, and `quantize_u8_static`, the codes in a fixed (calibrated) range.
 
 Two passes over the data: integer min/max per row (`_row_ranges`), then the codes
 (`_quantize_rows`); scale and zero point come from `backends.int8.quantize_params`, the
@@ -13,7 +14,7 @@ from numba import njit, prange
 
 from backends import reference
 from backends.int8 import quantize_params
-from backends.numba_int8 import threads_for
+from backends.numba_int8 import activation_max, threads_for
 
 _EXPONENT = np.int32(0x7F800000)     # float32 exponent bits: all set for inf and nan
 _MAGNITUDE = np.int32(0x7FFFFFFF)
@@ -53,9 +54,27 @@ def _quantize_rows(x, scale, zero_point, qmax, codes):
             codes[i, k] = np.uint8(c if c < top else top)
 
 
-def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+@njit(parallel=True, cache=True, error_model="numpy")
+def _quantize_rows_static(x, scale, zero_point, qmax, codes, bad):
+    """`_quantize_rows` with one scale and zero point, counting inf/nan per row (static mode
+    never measures x, so this pass is the only one that can see them)."""
+    top, s, z = np.float32(qmax), scale, np.float32(zero_point)
+    for i in prange(x.shape[0]):
+        n_bad = 0
+        for k in range(x.shape[1]):
+            v = x[i, k]
+            n_bad += not np.isfinite(v)
+            c = np.rint(v / s) + z
+            c = c if c > 0 else np.float32(0)
+            codes[i, k] = np.uint8(c if c < top else top)
+        bad[i] = n_bad
+
+
+def quantize_u8(x, qmax: int | None = None, per_row: bool = False):
     """Numba override of `quantize_u8`: one pass for the row ranges, `quantize_params` for
-    scale and zero point (the reference's own code), one fused pass for the codes."""
+    scale and zero point (the reference's own code), one fused pass for the codes. qmax=None
+    is `numba_int8.activation_max()`: 127 where the fastest int8 GEMM is AVX2's."""
+    qmax = activation_max() if qmax is None else qmax
     if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim and x.size):
         return reference.quantize_u8(x, qmax, per_row)
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
@@ -79,4 +98,20 @@ def quantize_u8(x, qmax: int = 255, per_row: bool = False):
             zero_point.reshape(lead) if per_row else zero_point)
 
 
-__all__ = ["quantize_u8"]
+def quantize_u8_static(x, lo: float, hi: float, qmax: int | None = None):
+    """Numba override of `quantize_u8_static`: one fused pass (codes and the inf/nan count)."""
+    qmax = activation_max() if qmax is None else qmax
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim and x.size):
+        return reference.quantize_u8_static(x, lo, hi, qmax)
+    scale, zero_point = quantize_params(lo, hi, qmax)
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    codes = np.empty(rows.shape, np.uint8)
+    bad = np.empty(rows.shape[0], np.int64)
+    with threads_for(rows.size * 16):
+        _quantize_rows_static(rows, scale, zero_point, qmax, codes, bad)
+    if bad.any():
+        raise ValueError("quantize_u8_static: x holds inf or nan")
+    return codes.reshape(x.shape), scale, zero_point
+
+
+__all__ = ["quantize_u8", "quantize_u8_static"]

@@ -28,6 +28,7 @@ results such as `y` or the `(mean, rstd)` cache), then the options, and the upst
         -> trust ratio
     int8_matmul(a, w, a_zero_point, a_scale, w_scale, bias) -> int32 acc, or float32 when scaled
     quantize_u8(x, qmax, per_row) -> (codes, scale, zero_point)
+    quantize_u8_static(x, lo, hi, qmax) -> (codes, scale, zero_point)
 
 A kernel added to `KERNELS` follows the same order; its parity test and this signature check
 come with it.
@@ -291,16 +292,20 @@ def lamb_update(w, g, m, v, lr: float, beta1: float, beta2: float, eps: float,
 def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
     """Exact (a - a_zero_point) @ W^T of uint8 activations (..., K) and packed int8 weights,
     as int32 (..., N); with a_scale and w_scale, the dequantized float32
-    acc * (a_scale * w_scale) + bias. Accumulates in int64, so it is exact for every K.
+    acc * (a_scale * w_scale) + bias.
 
-    Written in the kernels' offset form: a @ W^T - a_zero_point * col_sums(W).
+    Written in the kernels' offset form: a @ W^T - a_zero_point * col_sums(W). The product
+    runs as a float64 BLAS GEMM, which is exact here: every product and every partial sum is
+    an integer of magnitude at most 255 * 128 * K <= 2**31 (K <= MAX_K), far inside float64's
+    2**53 of exact integers, whatever order BLAS adds them in. (NumPy's int64 matmul would be
+    as exact, at ~3 GOP/s: it has no integer BLAS.)
     """
     xp = array_module(a)
     args = check_matmul_args(a, w, a_zero_point, a_scale, w_scale, bias, xp)
     n = w.out_features
-    weight = xp.asarray(w.unpack()).astype(xp.int64)                  # (N, K)
+    weight = xp.asarray(w.unpack()).astype(xp.float64)                # (N, K)
     col_sums = xp.asarray(w.col_sums[:n]).astype(xp.int64)            # (N,)
-    acc = args.a.astype(xp.int64) @ weight.T                          # (M, N), exact
+    acc = (args.a.astype(xp.float64) @ weight.T).astype(xp.int64)     # (M, N), exact
     acc -= args.zero_point.astype(xp.int64)[:, None] * col_sums[None, :]
     acc = acc.astype(xp.int32)
     if args.a_scale is None:
@@ -312,23 +317,51 @@ def int8_matmul(a, w, a_zero_point=0, a_scale=None, w_scale=None, bias=None):
     return y.reshape(args.out_shape)
 
 
-def quantize_u8(x, qmax: int = 255, per_row: bool = False):
+def _activation_max(qmax: int | None) -> int:
+    """qmax=None asks for the backend's choice: the reference's exact GEMM takes all 8 bits."""
+    return 255 if qmax is None else qmax
+
+
+def quantize_u8(x, qmax: int | None = None, per_row: bool = False):
     """Dynamic asymmetric quantization of float activations (..., K) to uint8 codes 0..qmax:
     returns (codes, scale, zero_point) with x ~ (codes - zero_point) * scale, the range taken
-    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0])."""
+    over the whole tensor (scale and zero_point 0-d) or over each row (shaped like x[..., 0]).
+    qmax=None: the largest code the backend's `int8_matmul` takes at full speed (255 here)."""
     xp = array_module(x)
+    qmax = _activation_max(qmax)
     rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
     if per_row:
         scale, zero_point = quantize_params(rows.min(axis=1), rows.max(axis=1), qmax, xp)
     else:
         scale, zero_point = quantize_params(rows.min(), rows.max(), qmax, xp)
     s, z = (scale[:, None], zero_point[:, None]) if per_row else (scale, zero_point)
-    codes = xp.rint(rows.astype(xp.float32, copy=False) / s)           # float32 throughout
-    codes += z.astype(xp.float32)
-    xp.clip(codes, 0, qmax, out=codes)
+    codes = _codes(rows, s, z, qmax, xp)
     lead = x.shape[:-1] if x.ndim else ()
-    return (codes.astype(xp.uint8).reshape(x.shape), scale.reshape(lead) if per_row else scale,
+    return (codes.reshape(x.shape), scale.reshape(lead) if per_row else scale,
             zero_point.reshape(lead) if per_row else zero_point)
+
+
+def quantize_u8_static(x, lo: float, hi: float, qmax: int | None = None):
+    """Static quantization: the codes of x in a FIXED range [lo, hi] (calibrated beforehand),
+    per tensor; values outside the range clip to 0 or qmax. Returns (codes, scale, zero_point)
+    as `quantize_u8` does, scale and zero_point from the same `quantize_params`, so a range
+    equal to x's own min and max gives exactly `quantize_u8`'s codes. An inf or nan in x is an
+    error here too (a model that produces one is broken, whatever the range says)."""
+    xp = array_module(x)
+    qmax = _activation_max(qmax)
+    scale, zero_point = quantize_params(lo, hi, qmax, xp)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError("quantize_u8_static: x holds inf or nan")
+    rows = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+    return _codes(rows, scale, zero_point, qmax, xp).reshape(x.shape), scale, zero_point
+
+
+def _codes(rows, scale, zero_point, qmax: int, xp):
+    """clip(rint(x / scale) + zero_point, 0, qmax) as uint8, in float32 throughout."""
+    codes = xp.rint(rows.astype(xp.float32, copy=False) / scale)
+    codes += xp.asarray(zero_point).astype(xp.float32)
+    xp.clip(codes, 0, qmax, out=codes)
+    return codes.astype(xp.uint8)
 
 
 KERNELS = {
@@ -342,4 +375,5 @@ KERNELS = {
     "embedding_bwd": embedding_bwd, "dropout_mask": dropout_mask,
     "adamw_update": adamw_update, "lamb_update": lamb_update,
     "int8_matmul": int8_matmul, "quantize_u8": quantize_u8,
+    "quantize_u8_static": quantize_u8_static,
 }

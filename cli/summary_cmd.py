@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -32,8 +33,11 @@ def summary_command(config: str, architecture: str | None, seq_len: int, batch_s
     """
     config_name = str(config)
     with user_errors():
-        info = summary(MobileBertConfig.from_pretrained(config), architecture, seq_len,
-                       batch_size)
+        model_config = MobileBertConfig.from_pretrained(config)
+        info = summary(model_config, architecture, seq_len, batch_size)
+        quantized = _int8_info(config_name, model_config)
+    if quantized:
+        info["quantization"] = quantized
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -47,3 +51,23 @@ def summary_command(config: str, architecture: str | None, seq_len: int, batch_s
                       if k != "total" and v)
     click.echo(f"matmul FLOPs at seq_len {seq_len}, batch {batch_size}: "
                f"{flops['total'] / 1e9:.3f} G ({parts})")
+    if quantized:
+        size = quantized.get("weights_bytes")
+        click.echo(f"int8 model: {quantized['mode']} quantization, activations "
+                   f"{quantized['activations'].replace('_', '-')}"
+                   + (f", {size / 2**20:.1f} MiB of weights on disk" if size else "")
+                   + (f", kept float32: {', '.join(quantized['modules_to_not_convert'])}"
+                      if quantized["modules_to_not_convert"] else ""))
+
+
+def _int8_info(name: str, config: MobileBertConfig) -> dict | None:
+    """An int8 directory's quantization settings and weight-file size (None for float)."""
+    from tinybert_core.quantization import quantization_config
+    qconfig = quantization_config(config, name)
+    if qconfig is None:
+        return None
+    info = qconfig.to_dict()
+    weights = Path(name) / "model.safetensors"
+    if weights.is_file():
+        info["weights_bytes"] = weights.stat().st_size
+    return info

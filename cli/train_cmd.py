@@ -1,5 +1,8 @@
 """`tinybert pretrain` and `tinybert distill`: thin shells over `tinybert_core.recipes`, with
-progress (loss, learning rate, tokens/s), one-line errors, and a resume line on Ctrl-C."""
+progress (loss, learning rate, tokens/s), one-line errors, and a resume line on Ctrl-C.
+
+Under mpiexec (cli/parallel.py) both train data-parallel: rank 0 shows the progress and the
+summary, the others stay silent, and an error on any rank ends the whole job."""
 from __future__ import annotations
 
 import json
@@ -12,7 +15,7 @@ from cli.errors import interruptible, user_errors
 from cli.evaluate_cmd import describe_eval
 from cli.options import (IN_DIR, POSITIVE, config_option, json_option, text_options,
                          train_options)
-from cli.progress import progress
+from cli.parallel import current_data_parallel, ending_job_on_error, is_speaker, rank0_progress
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
 from tinybert_core.training.loop import TrainingArguments
@@ -28,7 +31,7 @@ def _check_run_flags(kw: dict[str, Any]) -> None:
 
 def _notes(kw: dict[str, Any]) -> None:
     """Say what a default does when it could mislead."""
-    if kw["corpus"] and not kw["eval_corpus"]:
+    if kw["corpus"] and not kw["eval_corpus"] and is_speaker():
         click.echo("note: --corpus without --eval-corpus: no held-out evaluation during this "
                    "run (pass --eval-corpus FILE to measure it)", err=True)
 
@@ -62,14 +65,17 @@ def _describe_step(record: dict) -> str:
 
 def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict],
          options: dict[str, str] | None = None) -> dict:
-    """Run `work(on_step)` with progress; errors become one line, Ctrl-C a resume line."""
+    """Run `work(on_step)` with progress; errors become one line, Ctrl-C a resume line.
+    Under MPI only rank 0 shows progress, and an error on any rank ends every process."""
     ctx = click.get_current_context()
-    with interruptible(ctx), user_errors(options), \
-            progress(total, label, unit="steps", describe=_describe_step) as bar:
+    with ending_job_on_error(current_data_parallel()), interruptible(ctx), user_errors(options), \
+            rank0_progress(total, label, unit="steps", describe=_describe_step) as bar:
         return work(lambda record: bar.update(1, record))
 
 
 def _report(summary: dict, as_json: bool) -> None:
+    if not is_speaker():
+        return
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -106,7 +112,8 @@ def pretrain_command(config: str | Path, steps: int, as_json: bool, **kw: Any) -
     _notes(kw)
     summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
         config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
-        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"]))
+        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"],
+        data_parallel=current_data_parallel()))
     _report(summary, as_json)
 
 
@@ -162,6 +169,7 @@ def distill_command(teacher_dir: Path, config: str | Path, strategy: str,
         teacher_dir, config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
         on_step=on_step, resume=kw["resume"], seed=kw["seed"],
-        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"]),
+        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"],
+        data_parallel=current_data_parallel()),
         options={"pd_steps": "--pd-steps"})
     _report(summary, as_json)

@@ -292,6 +292,50 @@ def test_quantize_u8_rejects_non_finite_input(kernel, bad) -> None:
         kernel(x)
 
 
+# --- static (calibrated) activation quantization -------------------------------------------------
+
+@given(st.integers(1, 9), st.integers(1, 300), st.sampled_from([255, 127]),
+       st.floats(1e-3, 1e4), st.floats(0.2, 3.0), st.integers(0, 2**32 - 1))
+@settings(max_examples=30)
+def test_quantize_u8_static(m, k, qmax, spread, width, seed) -> None:
+    """The fixed range's codes: equal on both backends; equal to the dynamic per-tensor codes
+    when the range is x's own; within half a step inside the range; clipped outside it."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((m, k)) * spread).astype(np.float32)
+    own = reference.quantize_u8(x, qmax, False)
+    for kernel in (reference.quantize_u8_static, numba_quantize.quantize_u8_static):
+        got = kernel(x, float(x.min()), float(x.max()), qmax)
+        for mine, theirs in zip(got, own):
+            np.testing.assert_array_equal(mine, theirs)
+    lo, hi = -width * spread, 0.5 * width * spread
+    codes, scale, zp = reference.quantize_u8_static(x, lo, hi, qmax)
+    np.testing.assert_array_equal(numba_quantize.quantize_u8_static(x, lo, hi, qmax)[0], codes)
+    back = (codes.astype(np.float64) - zp) * scale
+    inside = (x >= lo) & (x <= hi)
+    assert np.all(np.abs(back - x)[inside] <= 0.5 * scale * (1 + 1e-5) + 1e-30)
+    assert np.all(codes[x > hi + scale] == qmax) and np.all(codes[x < lo - scale] == 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kernel", [reference.quantize_u8_static,
+                                    numba_quantize.quantize_u8_static], ids=["reference", "numba"])
+def test_quantize_u8_static_rejects_non_finite_input(kernel, bad) -> None:
+    x = np.ones((3, 40), np.float32)
+    x[1, 5] = bad
+    with pytest.raises(ValueError, match="inf or nan"):
+        kernel(x, -1.0, 1.0, 255)
+
+
+def test_qmax_none_is_the_backends_choice() -> None:
+    """None: all 8 bits for the reference's exact GEMM; the Numba GEMM's own preference."""
+    x = np.linspace(-3, 5, 600, dtype=np.float32).reshape(6, 100)
+    assert reference.quantize_u8(x)[0].max() == 255
+    assert reference.quantize_u8_static(x, -3.0, 5.0)[0].max() == 255
+    top = numba_int8.activation_max()
+    assert numba_quantize.quantize_u8(x)[0].max() == top
+    assert numba_quantize.quantize_u8_static(x, -3.0, 5.0)[0].max() == top
+
+
 # --- an AVX2-only target, and the instructions each path compiles to (slow: fresh compiles) ------
 
 _PROBE = textwrap.dedent("""

@@ -300,6 +300,21 @@ def quantize_u8_cases(rng, dt) -> list[Case]:
                                             False))]
 
 
+def quantize_u8_static_cases(rng, dt) -> list[Case]:
+    """A fixed (calibrated) range: inside x's own, around it, and the range of x itself
+    (which must give quantize_u8's per-tensor codes; test_int8_matmul.py checks that)."""
+    x = normal(rng, dt, 2, 7, 33, scale=3.0)
+    return [Case("(2,7,33) range narrower than x: clipping at both ends", (x, -2.0, 1.5, 255)),
+            Case("range wider than x, 7-bit", (x, -20.0, 30.0, 127)),
+            Case("x's own range", (x, float(x.min()), float(x.max()), 255)),
+            Case("range above 0 only (ReLU input)", (np.maximum(x, 0), 0.0, 4.0, 255)),
+            Case("transposed view", (transposed(x), -3.0, 3.0, 255)),
+            Case("1 element", (np.array([-2.5], dt), -1.0, 1.0, 255)),
+            Case("values of 1e4 in a range of 1e3", (x * dt(1e4), -1e3, 1e3, 255)),
+            Case("MobileBERT (2,128,512)", (normal(rng, dt, 2, 128, 512, scale=10.0), -25.0,
+                                            31.0, 255))]
+
+
 BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "softmax_fwd": softmax_cases, "softmax_bwd": softmax_bwd_cases,
     "log_softmax_fwd": log_softmax_cases, "log_softmax_bwd": log_softmax_bwd_cases,
@@ -312,6 +327,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "adamw_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=False),
     "lamb_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=True),
     "int8_matmul": int8_matmul_cases, "quantize_u8": quantize_u8_cases,
+    "quantize_u8_static": quantize_u8_static_cases,
 }
 
 

@@ -2,7 +2,8 @@
 
 `MODEL_CLASSES[(model_type, task)]` is the whole mapping: the config's `model_type`
 ("mobilebert" or "bert") and a task name pick the class, so a directory written by
-`save_pretrained` loads with `load_model(directory, task)` whatever family it holds.
+`save_pretrained` loads with `load_model(directory, task)` whatever family it holds, float32
+or int8 (`from_pretrained` reads both).
 """
 from __future__ import annotations
 
@@ -52,6 +53,15 @@ def model_class(config: MobileBertConfig, task: str = "base") -> type[PreTrained
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     return MODEL_CLASSES[(config.model_type, task)]
+
+
+def saved_task(config: MobileBertConfig) -> str:
+    """The task of the class that saved a model (config.json's `architectures`), "base" when
+    it names none of ours."""
+    for (model_type, task), cls in MODEL_CLASSES.items():
+        if model_type == config.model_type and cls.__name__ in (config.architectures or []):
+            return task
+    return "base"
 
 
 def load_model(directory: str | Path, task: str = "base", **kwargs: Any) -> PreTrainedModel:

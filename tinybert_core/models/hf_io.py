@@ -15,6 +15,12 @@ Loading is a checked copy, keys equal HF's (spec section 3). The loader:
   no pooler in an MLM checkpoint) are initialised randomly; `strict=True` refuses any missing or
   unexpected key; `strict=False` refuses none. Shape mismatches are always errors.
 Every error names the file it is about.
+
+An int8 directory (config.json with a `quantization_config`, written by `tinybert quantize`)
+loads through the same `from_pretrained`: the model is built with weightless placeholders and
+`tinybert_core.quantization.checkpoint.fill_int8` packs each layer straight from the int8
+arrays; its `save_pretrained` writes that format back. Integer arrays in a directory whose
+config has no quantization_config are refused rather than cast to float.
 """
 from __future__ import annotations
 
@@ -31,6 +37,13 @@ from autograd import nn
 from autograd.files import CheckpointError, atomic_open, load_json, open_regular, read_text
 from autograd.serialization import load_safetensors, read_safetensors_metadata, save_safetensors
 from tinybert_core.config import CONFIG_NAME, MobileBertConfig
+from tinybert_core.quantization.checkpoint import (
+    QUANT_METHOD,
+    fill_int8,
+    int8_state_dict,
+    quantization_config,
+)
+from tinybert_core.quantization.modules import PendingLayers, move
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
@@ -96,18 +109,36 @@ class PreTrainedModel(nn.Module):
             config = config.replace(**config_overrides)
         cls.check_config(config)
         check_vocab(d, config)
+        qconfig = quantization_config(config, str(d / CONFIG_NAME))
         files, source = weight_files(d)
-        # Every shape is checked against the config before a parameter is allocated: a
-        # config.json claiming a 10^8-token vocabulary is an error, not a 24 GiB model.
-        cls.check_weights(config, read_weight_shapes(files), strict, source)
+        shapes = read_weight_shapes(files)
+        if qconfig is None:
+            # Every shape is checked against the config before a parameter is allocated: a
+            # config.json claiming a 10^8-token vocabulary is an error, not a 24 GiB model.
+            # (int8 directories: fill_int8 checks each layer against its placeholder, and
+            # placeholders allocate nothing.)
+            check_float_dtypes(read_weight_dtypes(files), source)
+            cls.check_weights(config, shapes, strict, source)
         state = {}
         for path in files:
             state.update(_load(path))
-        model = cls(config, seed=seed)
-        info = model.load_hf_state_dict(state, strict=strict, source=source)
+        if qconfig is None:
+            model = cls(config, seed=seed)
+            info = model.load_hf_state_dict(state, strict=strict, source=source)
+        else:                             # int8: placeholders filled from the int8 arrays
+            if dtype is not None and np.dtype(dtype) != np.float32:
+                raise ValueError(f"{d}: an int8 model runs its float parts in float32; "
+                                 f"dtype={np.dtype(dtype)} is not possible")
+            model = cls(config, seed=PendingLayers())
+            state, ignored = model.canonical_keys(state, bool(model._tied_aliases()))
+            info = fill_int8(model, state, qconfig, source)
+            info["ignored_keys"] = ignored
         model.loading_info = info
         model.name_or_path = str(d)
-        if device is not None or dtype is not None:
+        if qconfig is not None:
+            if device is not None:
+                move(model, device)       # int8 embeddings hold no Parameter to move
+        elif device is not None or dtype is not None:
             model.to(device, dtype)
         return model.eval()
 
@@ -207,6 +238,8 @@ class PreTrainedModel(nn.Module):
         """Copy an HF-named state dict in (see module docstring); returns the loading info."""
         state, ignored = self.canonical_keys(state, bool(self._tied_aliases()))
         params = dict(self.named_parameters())
+        check_float_dtypes({k: np.asarray(v).dtype.str[1:] for k, v in state.items()
+                            if k in params}, source)
         missing, unexpected, problems = self.key_problems(
             list(params), list(state), strict, self.config.num_hidden_layers)
         if problems:
@@ -226,7 +259,11 @@ class PreTrainedModel(nn.Module):
         d.mkdir(parents=True, exist_ok=True)
         config = self.config.replace(architectures=[type(self).__name__])
         config.to_json(d / CONFIG_NAME)
-        save_safetensors(d / WEIGHTS_NAME, self.state_dict(), metadata={"format": "pt"})
+        if quantization_config(self.config) is None:
+            save_safetensors(d / WEIGHTS_NAME, self.state_dict(), metadata={"format": "pt"})
+        else:                             # the int8 format (tinybert_core/quantization)
+            save_safetensors(d / WEIGHTS_NAME, int8_state_dict(self),
+                             metadata={"format": QUANT_METHOD})
         if tokenizer is not None:
             if len(tokenizer) != self.config.vocab_size:
                 raise ValueError(f"save_pretrained: the tokenizer has {len(tokenizer)} tokens but "
@@ -289,6 +326,24 @@ def read_weight_shapes(files: list[Path]) -> dict[str, tuple[int, ...]]:
                 raise CheckpointError(f"tensor {name!r} is in both {owner[name]} and {path}")
             shapes[name], owner[name] = shape, path
     return shapes
+
+
+def read_weight_dtypes(files: list[Path]) -> dict[str, str]:
+    """Tensor name -> the dtype its file's header names ("F32", "I8", ...), data unread."""
+    return {name: dtype for path in files
+            for name, (dtype, _) in read_safetensors_metadata(path).tensors.items()}
+
+
+def check_float_dtypes(dtypes: dict[str, str], source: str) -> None:
+    """A float model's weights must be floating point (`dtypes`: safetensors names or NumPy
+    dtype strings): integer arrays are an int8 checkpoint whose config.json went missing,
+    never something to cast."""
+    not_float = [k for k, t in dtypes.items()
+                 if not t.upper().startswith(("F", "BF")) and not k.endswith(_BUFFER_SUFFIXES)]
+    if not_float:
+        raise CheckpointError(f"{source}: {not_float[0]} holds {dtypes[not_float[0]]} values "
+                              f"but the config has no quantization_config: an int8 "
+                              f"checkpoint needs the config.json written with it")
 
 
 def read_weights(directory: Path) -> tuple[dict[str, np.ndarray], str]:

@@ -26,6 +26,7 @@ from tinybert_core.models.outputs import (
     BaseModelOutputWithPooling,
     EncoderOutput,
 )
+from tinybert_core.quantization.modules import PendingLayers
 
 TORCH_LAYER_NORM_EPS = 1e-5  # nn.LayerNorm's default, used where HF passes no eps
 
@@ -43,17 +44,28 @@ def get_activation(name: str) -> Callable[[Tensor], Tensor]:
 
 class Initializer:
     """Creates layers with the config's init (truncated normal, std initializer_range, as in
-    Google's code) from one seeded generator, so a seed fixes every weight and dropout mask."""
+    Google's code) from one seeded generator, so a seed fixes every weight and dropout mask.
+
+    `seed=PendingLayers()` (tinybert_core.quantization) builds a model to receive an int8
+    checkpoint: Linear and Embedding layers are then weightless placeholders, so loading never
+    draws or holds a float32 copy of the weights."""
 
     def __init__(self, config: MobileBertConfig, seed: Any = None) -> None:
         self.config = config
+        self.pending = seed if isinstance(seed, PendingLayers) else None
+        if self.pending is not None:
+            seed = 0
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
-    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    def linear(self, in_features: int, out_features: int, bias: bool = True) -> nn.Module:
+        if self.pending is not None:
+            return self.pending.linear(in_features, out_features, bias)
         return nn.Linear(in_features, out_features, bias, std=self.config.initializer_range,
                          rng=self.rng)
 
-    def embedding(self, num: int, dim: int, padding_idx: int | None = None) -> nn.Embedding:
+    def embedding(self, num: int, dim: int, padding_idx: int | None = None) -> nn.Module:
+        if self.pending is not None:      # an int8 table: padding_idx matters only in training
+            return self.pending.embedding(num, dim)
         return nn.Embedding(num, dim, std=self.config.initializer_range, rng=self.rng,
                             padding_idx=padding_idx)
 
