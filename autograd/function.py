@@ -5,6 +5,7 @@ An op subclasses `Function` and writes `forward(self, *arrays, **attrs) -> array
 `Op.apply(*tensors, **attrs)` checks that the inputs share a device (and, for most ops, a dtype),
 runs forward, and records the node only when some input needs a gradient and grad mode is on.
 Backward may skip inputs whose `self.needs_input_grad[i]` is False by returning None for them.
+`record_ops()` lists every op applied inside a block (for the PyTorch replay of gradcheck).
 
 Conventions (Chainer's and tinygrad's): `self.xp` is the array module and `self.be` the backend of
 the inputs; save only what backward needs, prefer outputs or recomputation; every binary op ends
@@ -14,7 +15,7 @@ inputs).
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 _grad_enabled = True
 
@@ -55,6 +56,39 @@ class enable_grad(_GradMode):
     """Turn graph recording back on inside a no_grad block."""
 
     mode = True
+
+
+class OpRecord(NamedTuple):
+    """One op application seen by `record_ops`: what a replay needs to run it again."""
+
+    op: type                 # the Function subclass
+    inputs: tuple            # the input tensors, in order
+    attrs: dict[str, Any]    # the keyword attributes forward received (axis, mask, ids, ...)
+    output: Any              # the output tensor
+    grad_enabled: bool       # whether grad mode was on (False inside no_grad)
+
+
+_recording: list[OpRecord] | None = None
+
+
+class record_ops:
+    """Record every op applied inside the block, in order, as `OpRecord`s:
+
+        with record_ops() as ops:
+            loss = model(...).loss
+
+    `autograd.torch_replay` runs such a list again in PyTorch to cross-check gradients. Only the
+    innermost block records; recording holds references to every tensor of the graph."""
+
+    def __enter__(self) -> list[OpRecord]:
+        global _recording
+        self._prev, self.ops = _recording, []
+        _recording = self.ops
+        return self.ops
+
+    def __exit__(self, *exc: Any) -> None:
+        global _recording
+        _recording = self._prev
 
 
 def unbroadcast(grad: Any, shape: tuple) -> Any:
@@ -99,8 +133,12 @@ class Function:
             raise ValueError(f"{cls.__name__}: {e} (input shapes {shapes})") from e
         if _grad_enabled and True in needs:
             fn.parents = inputs
-            return _tensor.Tensor._from_op(out, be, fn)
-        return _tensor.Tensor._from_op(out, be, None)
+            result = _tensor.Tensor._from_op(out, be, fn)
+        else:
+            result = _tensor.Tensor._from_op(out, be, None)
+        if _recording is not None:
+            _recording.append(OpRecord(cls, inputs, attrs, result, _grad_enabled))
+        return result
 
     def forward(self, *arrays: Any, **attrs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

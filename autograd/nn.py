@@ -126,5 +126,10 @@ class Dropout(Module):
             rng = self._generators[x.device] = x.backend.rng(self.seed)
         return F.dropout(x, self.p, training=True, generator=rng)
 
+    def reseed(self, seed: int | None) -> None:
+        """Restart the masks from `seed` (data-parallel processes each draw their own)."""
+        self.seed = seed
+        self._generators = {}
+
     def __repr__(self) -> str:
         return f"Dropout(p={self.p})"

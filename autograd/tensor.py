@@ -41,6 +41,23 @@ def _memory_key(array: Any) -> int:
     return id(array)
 
 
+class GradientShapeError(RuntimeError):
+    """An op's backward returned a gradient whose shape is not its input's (typically a missing
+    `unbroadcast`). Carries the op's name, the input's position among the op's inputs, the input
+    tensor itself (so gradcheck can name it) and the wrong shape."""
+
+    def __init__(self, op: str, index: int, input: "Tensor", grad_shape: tuple) -> None:
+        hint = ""
+        try:
+            if np.broadcast_shapes(input.shape, grad_shape) == tuple(grad_shape):
+                hint = "; it was not summed back to the input's shape (a missing unbroadcast?)"
+        except ValueError:
+            pass
+        super().__init__(f"{op}.backward returned a gradient of shape {tuple(grad_shape)} for "
+                         f"an input of shape {input.shape} (its input {index}){hint}")
+        self.op, self.index, self.input, self.grad_shape = op, index, input, tuple(grad_shape)
+
+
 class Tensor:
     """An n-d array that records the ops applied to it, so `backward()` can differentiate them.
 
@@ -225,12 +242,11 @@ class Tensor:
             if ctx.parents is None:
                 raise RuntimeError("backward: the graph through this tensor was already freed by "
                                    "an earlier backward; pass retain_graph=True to the first call")
-            for parent, pg in zip(ctx.parents, ctx.backward(g)):
+            for index, (parent, pg) in enumerate(zip(ctx.parents, ctx.backward(g))):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of "
-                                       f"shape {pg.shape} for an input of shape {parent.shape}")
+                    raise GradientShapeError(type(ctx).__name__, index, parent, pg.shape)
                 key = id(parent)
                 prev = grads.get(key)
                 grads[key] = pg if prev is None else prev + pg

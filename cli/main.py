@@ -2,15 +2,19 @@
 
 Each subcommand lives in its own small module of `cli/` and is a thin shell around one library
 function; this file only wires them together. The --backend option (envvar TINYBERT_BACKEND)
-sets the process default backend once, before any subcommand creates a tensor.
+sets the process default backend once, before any subcommand creates a tensor. A process
+started by mpiexec gets its `DataParallel` here too (cli/parallel.py), in `ctx.obj`.
 """
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 import backends
+from autograd.distributed import MPIUnavailable
+from cli import parallel
 
 __version__ = "0.1.0"
 
@@ -36,12 +40,24 @@ _COMMANDS = [
 @click.option("--backend", type=click.Choice(backends.names()), envvar=backends.ENV_VAR,
               default="numpy", show_default=True, show_envvar=True,
               help="Array backend for every tensor this command creates.")
-def tinybert(backend: str) -> None:
-    """MobileBERT from scratch: autograd, kernels, models and distillation in NumPy."""
+@click.option("--bucket-cap-mb", type=click.FloatRange(min=0, min_open=True), default=25.0,
+              show_default=True, help="Under mpiexec: gradients are averaged in buckets of at "
+              "most this many MB (PyTorch DDP's bucket_cap_mb).")
+@click.pass_context
+def tinybert(ctx: click.Context, backend: str, bucket_cap_mb: float) -> None:
+    """MobileBERT from scratch: autograd, kernels, models and distillation in NumPy.
+
+    Under `mpiexec -n N`, pretrain, distill and finetune train data-parallel: each process
+    takes batch-size / N examples of every batch and only rank 0 prints and writes files
+    (docs/distributed.md).
+    """
     try:
         backends.set_default_backend(backend)
-    except (backends.BackendUnavailable, ValueError) as e:
+        data_parallel = parallel.data_parallel_for(ctx.invoked_subcommand, os.environ,
+                                                   bucket_cap_mb)
+    except (backends.BackendUnavailable, ValueError, MPIUnavailable) as e:
         raise click.ClickException(str(e)) from e
+    ctx.obj = {"data_parallel": data_parallel}
 
 
 for _module, _attr in _COMMANDS:

@@ -14,6 +14,9 @@ from typing import Any
 import click
 
 from tinybert_core.config import PRESETS
+from tinybert_core.training.loop import TrainingArguments
+
+_TRAIN = TrainingArguments  # the library's training defaults are the CLI's, defined once
 
 IN_FILE = click.Path(path_type=Path, exists=True, dir_okay=False)
 IN_DIR = click.Path(path_type=Path, exists=True, file_okay=False)
@@ -106,19 +109,23 @@ def train_options(fn: Callable) -> Callable:
         click.option("--output-dir", type=OUT_DIR, default=Path("runs") / name,
                      show_default=True,
                      help="Run directory: checkpoint.npz, metrics.jsonl and the final model/."),
-        click.option("--lr", type=click.FloatRange(min=0.0, min_open=True), default=1e-3,
+        click.option("--lr", type=click.FloatRange(min=0.0, min_open=True),
+                     default=_TRAIN.learning_rate,
                      show_default=True, help="Peak LAMB learning rate."),
-        click.option("--warmup", type=PROBABILITY, default=0.1, show_default=True,
-                     help="Warm-up fraction of each decaying stage."),
-        click.option("--weight-decay", type=click.FloatRange(min=0.0), default=0.01,
+        click.option("--warmup", type=PROBABILITY, default=_TRAIN.warmup_proportion,
+                     show_default=True, help="Warm-up fraction of each decaying stage."),
+        click.option("--weight-decay", type=click.FloatRange(min=0.0),
+                     default=_TRAIN.weight_decay,
                      show_default=True, help="Decoupled weight decay (not on biases and norms)."),
-        click.option("--max-grad-norm", type=click.FloatRange(min=0.0), default=1.0,
+        click.option("--max-grad-norm", type=click.FloatRange(min=0.0),
+                     default=_TRAIN.max_grad_norm,
                      show_default=True, help="Clip the global gradient norm to this (0: off)."),
-        click.option("--grad-accum", type=POSITIVE, default=1, show_default=True,
+        click.option("--grad-accum", type=POSITIVE,
+                     default=_TRAIN.gradient_accumulation_steps, show_default=True,
                      help="Micro-batches per optimizer step."),
-        click.option("--eval-every", type=POSITIVE, default=100, show_default=True,
+        click.option("--eval-every", type=POSITIVE, default=_TRAIN.eval_every, show_default=True,
                      help="Evaluate on --eval-corpus every this many steps (and at the end)."),
-        click.option("--save-every", type=POSITIVE, default=100, show_default=True,
+        click.option("--save-every", type=POSITIVE, default=_TRAIN.save_every, show_default=True,
                      help="Write checkpoint.npz every this many steps (and at the end)."),
         click.option("--resume", is_flag=True,
                      help="Continue the run in --output-dir from its checkpoint.npz (more "

@@ -1,6 +1,9 @@
 """`tinybert finetune`, `evaluate` and `predict`: thin shells over `tinybert_core.finetuning`,
 with progress (`cli/progress.py`: a bar on a terminal, lines otherwise) on training (loss,
-learning rate, tokens/s, the last dev score) and on every pass over a file."""
+learning rate, tokens/s, the last dev score) and on every pass over a file.
+
+Under mpiexec (cli/parallel.py) finetune trains data-parallel: rank 0 shows the progress and
+the results, the others stay silent, and an error on any rank ends the whole job."""
 from __future__ import annotations
 
 import json
@@ -13,6 +16,7 @@ import click
 from cli.errors import interruptible, user_errors
 from cli.options import (IN_FILE, OUT_DIR, OUT_FILE, POSITIVE, SEED, json_option,
                          model_dir_argument)
+from cli.parallel import current_data_parallel, ending_job_on_error, is_speaker, rank0_progress
 from cli.progress import progress
 from tinybert_core import finetuning as FT
 from tinybert_core.data.tasks import TASK_NAMES
@@ -141,15 +145,17 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
         save_every=kw["save_every"], seed=kw["seed"],
         max_train_examples=kw["max_train_examples"], from_scratch=kw["from_scratch"],
         overwrite_output_dir=kw["overwrite_output_dir"])
-    shown = _Shown()
-    with interruptible(ctx), user_errors(_OPTIONS), \
-            progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
+    shown, dp = _Shown(), current_data_parallel()
+    with ending_job_on_error(dp), interruptible(ctx), user_errors(_OPTIONS), \
+            rank0_progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
         def on_step(record: dict) -> None:
             # a resumed run starts part-way: its first update covers the steps already done
             bar.update(record["step"] - bar.done, shown.keep(record),
                        total=record["total_steps"])
         summary = FT.finetune(model_dir, output_dir, train_file, dev_file, opts, fopts,
-                              resume=kw["resume"], on_step=on_step)
+                              resume=kw["resume"], on_step=on_step, data_parallel=dp)
+    if not is_speaker():
+        return
     results = summary.get("results")
     if as_json:
         click.echo(json.dumps(results or summary, indent=2))

@@ -1,5 +1,8 @@
 """`tinybert pretrain` and `tinybert distill`: thin shells over `tinybert_core.recipes`, with
-progress (loss, learning rate, tokens/s), one-line errors, and a resume line on Ctrl-C."""
+progress (loss, learning rate, tokens/s), one-line errors, and a resume line on Ctrl-C.
+
+Under mpiexec (cli/parallel.py) both train data-parallel: rank 0 shows the progress and the
+summary, the others stay silent, and an error on any rank ends the whole job."""
 from __future__ import annotations
 
 import json
@@ -9,11 +12,15 @@ from typing import Any, Callable
 import click
 
 from cli.errors import interruptible, user_errors
+from cli.evaluate_cmd import describe_eval
 from cli.options import (IN_DIR, POSITIVE, config_option, json_option, text_options,
                          train_options)
-from cli.progress import progress
+from cli.parallel import current_data_parallel, ending_job_on_error, is_speaker, rank0_progress
 from tinybert_core import recipes
 from tinybert_core.distillation.strategies import STRATEGIES, KTOptions
+from tinybert_core.training.loop import TrainingArguments
+
+_DEFAULTS = TrainingArguments  # the library's defaults are the CLI's, defined once
 
 
 def _check_run_flags(kw: dict[str, Any]) -> None:
@@ -24,7 +31,7 @@ def _check_run_flags(kw: dict[str, Any]) -> None:
 
 def _notes(kw: dict[str, Any]) -> None:
     """Say what a default does when it could mislead."""
-    if kw["corpus"] and not kw["eval_corpus"]:
+    if kw["corpus"] and not kw["eval_corpus"] and is_speaker():
         click.echo("note: --corpus without --eval-corpus: no held-out evaluation during this "
                    "run (pass --eval-corpus FILE to measure it)", err=True)
 
@@ -50,28 +57,36 @@ def _describe_step(record: dict) -> str:
            f"{record['tokens_per_s']:.0f} tok/s"
     if "eval_mlm_loss" in record:
         text += f" eval {record['eval_mlm_loss']:.3f}/{record['eval_mlm_accuracy']:.3f}"
+        if "eval_unigram_loss" in record:
+            text += f" (unigram {record['eval_unigram_loss']:.3f}/" \
+                    f"{record['eval_unigram_accuracy']:.3f})"
     return text
 
 
 def _run(label: str, total: int, work: Callable[[Callable[[dict], None]], dict],
          options: dict[str, str] | None = None) -> dict:
-    """Run `work(on_step)` with progress; errors become one line, Ctrl-C a resume line."""
+    """Run `work(on_step)` with progress; errors become one line, Ctrl-C a resume line.
+    Under MPI only rank 0 shows progress, and an error on any rank ends every process."""
     ctx = click.get_current_context()
-    with interruptible(ctx), user_errors(options), \
-            progress(total, label, unit="steps", describe=_describe_step) as bar:
+    with ending_job_on_error(current_data_parallel()), interruptible(ctx), user_errors(options), \
+            rank0_progress(total, label, unit="steps", describe=_describe_step) as bar:
         return work(lambda record: bar.update(1, record))
 
 
 def _report(summary: dict, as_json: bool) -> None:
+    if not is_speaker():
+        return
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"trained {summary['steps']}/{summary['total_steps']} steps; checkpoint "
                f"{summary['checkpoint']}")
     if summary.get("eval"):
-        e = summary["eval"]
-        click.echo(f"held-out MLM loss {e['mlm_loss']:.4f}, accuracy {e['mlm_accuracy']:.4f} "
-                   f"({e['predictions']} predictions)")
+        for line in describe_eval(summary["eval"]):
+            click.echo(line)
+    else:
+        click.echo("no held-out evaluation: pass --eval-corpus FILE to see the held-out loss "
+                   "next to the unigram baseline")
     if summary.get("model_dir"):
         click.echo(f"model saved to {summary['model_dir']}")
 
@@ -79,7 +94,7 @@ def _report(summary: dict, as_json: bool) -> None:
 @click.command("pretrain", epilog="Example: tinybert pretrain --config ib-bert-small "
                "--corpus sotu-train.txt --eval-corpus sotu-valid.txt --output-dir runs/teacher")
 @config_option("mobilebert-small", "Model to create (a teacher, or the student baseline)")
-@click.option("--steps", type=POSITIVE, default=200, show_default=True,
+@click.option("--steps", type=POSITIVE, default=_DEFAULTS.pd_steps, show_default=True,
               help="Optimizer steps in total (with --resume: may exceed the finished run's).")
 @text_options
 @train_options
@@ -97,7 +112,8 @@ def pretrain_command(config: str | Path, steps: int, as_json: bool, **kw: Any) -
     _notes(kw)
     summary = _run("pretrain", steps, lambda on_step: recipes.pretrain(
         config, kw["output_dir"], _data(kw), _args(kw, pd_steps=steps), on_step=on_step,
-        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"]))
+        resume=kw["resume"], seed=kw["seed"], overwrite=kw["overwrite"],
+        data_parallel=current_data_parallel()))
     _report(summary, as_json)
 
 
@@ -153,6 +169,7 @@ def distill_command(teacher_dir: Path, config: str | Path, strategy: str,
         teacher_dir, config, kw["output_dir"], strategy, _data(kw),
         _args(kw, pd_steps=pd_steps, kt_steps_per_layer=kt_steps_per_layer), kt,
         on_step=on_step, resume=kw["resume"], seed=kw["seed"],
-        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"]),
+        init_from_teacher=init_from_teacher, overwrite=kw["overwrite"],
+        data_parallel=current_data_parallel()),
         options={"pd_steps": "--pd-steps"})
     _report(summary, as_json)

@@ -1,19 +1,26 @@
 """Does knowledge transfer beat training the student alone, and is progressive transfer best?
 
-The paper's ablation (section 4.3 / Table 8) at laptop scale, on the public-domain corpora in
-../shared/data/corpus:
-1. train a WordPiece vocabulary on the training text;
+The paper's ablation (section 4.3 / Table 8) at laptop scale, on the public-domain State of the
+Union corpus in ../shared/data/corpus (train: sotu-train.txt, held out: sotu-valid.txt):
+1. the vocabulary: a WordPiece vocabulary trained on the training text (`--vocab trained`), or
+   a given vocab.txt (e.g. bert-base-uncased's);
 2. pre-train a small IB-BERT teacher with MLM + NSP;
-3. train the matching small MobileBERT student with each strategy — auxiliary, joint,
-   progressive knowledge transfer — and without a teacher ("none"), every one for the same
-   total number of steps (L x kt_steps_per_layer + pd_steps), same data order, same seed;
-4. write the held-out MLM loss / accuracy per strategy (results.md, results.json) and the
-   evaluation curves (curves.svg, hand-written SVG: no plotting dependency).
+3. train the matching small MobileBERT student with each strategy (auxiliary, joint,
+   progressive knowledge transfer), without a teacher ("none"), and without a teacher but from
+   the teacher's embeddings and heads ("none-init"), every one for the same total number of
+   steps (L x kt_steps_per_layer + pd_steps), for each seed in `--seeds` (initialisation and
+   data order; the same data order for every strategy within a seed);
+4. write every run's held-out MLM loss / accuracy next to the unigram baseline on the same
+   masked positions, and the seed spread per strategy (results.md, results.json), and the
+   evaluation curves of the first seed (curves.svg, hand-written SVG: no plotting dependency).
 
-Every stage is skipped when its model directory already exists, so an interrupted experiment
-continues where it stopped.
+Layout: OUT/vocab.txt, OUT/teacher/model, OUT/<strategy>-seed<k>/model (Hugging Face layout
+with vocab.txt, metrics.jsonl and checkpoint beside). Every run resumes from its checkpoint
+and a finished one is skipped, so `--time-limit` can split the experiment into pieces: a piece
+stops cleanly (right after a checkpoint) once the limit has passed; run the same command again
+to continue.
 
-    python experiments/strategies.py --out runs/experiment
+    python experiments/strategies.py --out runs/experiment --time-limit 14
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ from tinybert_core.text.wordpiece_trainer import save_vocab, train_wordpiece_voc
 # "none-init" is the control: no teacher while training, but the student starts from the
 # teacher's embeddings and heads like the transfer strategies do.
 STRATEGY_ORDER = ["none", "none-init", "auxiliary", "joint", "progressive"]
+LABELS = {"teacher": "IB-BERT teacher", "none": "student, none (random init)",
+          "none-init": "student, none (teacher's embeddings and heads)"}
 COLORS = {"none": "#888888", "none-init": "#ff7f0e", "auxiliary": "#1f77b4", "joint": "#2ca02c",
           "progressive": "#d62728", "teacher": "#000000"}
 
@@ -98,40 +107,50 @@ def svg_plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     path.write_text("\n".join(parts))
 
 
+class PieceOver(Exception):
+    """The piece's time limit passed; the run stopped right after a checkpoint."""
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus-dir", type=Path, default=ROOT.parent / "shared/data/corpus")
     p.add_argument("--out", type=Path, default=ROOT / "runs/experiment")
-    p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--vocab", default="trained",
+                   help="'trained' (WordPiece on the training text) or a vocab.txt")
+    p.add_argument("--vocab-size", type=int, default=8000, help="with --vocab trained")
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--embedding-size", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--teacher-steps", type=int, default=800)
-    p.add_argument("--kt-steps-per-layer", type=int, default=50)
-    p.add_argument("--pd-steps", type=int, default=300)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--eval-every", type=int, default=50)
+    p.add_argument("--teacher-steps", type=int, default=1000)
+    p.add_argument("--teacher-lr", type=float, default=1e-2)
+    p.add_argument("--kt-steps-per-layer", type=int, default=25)
+    p.add_argument("--pd-steps", type=int, default=200)
+    p.add_argument("--lr", type=float, default=2e-2, help="the students' LAMB learning rate")
+    p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-batches", type=int, default=30)
+    p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--google-kt", action="store_true", help="Google's KT loss factors")
     p.add_argument("--strategies", default=",".join(STRATEGY_ORDER))
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seeds", default="0,1",
                    help="students' initialisation and data order (the teacher always uses 0)")
-    p.add_argument("--teacher-from", type=Path, default=None,
-                   help="reuse the teacher (and vocab) of an earlier run's output directory")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="minutes; stop right after a checkpoint once they have passed")
     args = p.parse_args()
+    started = time.time()
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     train_file = args.corpus_dir / "sotu-train.txt"
     valid_file = args.corpus_dir / "sotu-valid.txt"
     vocab = out / "vocab.txt"
-    if args.teacher_from is not None and not vocab.exists():
-        vocab.write_bytes((args.teacher_from / "vocab.txt").read_bytes())
     if not vocab.exists():
-        save_vocab(train_wordpiece_vocab([train_file], args.vocab_size), vocab)
+        if args.vocab == "trained":
+            save_vocab(train_wordpiece_vocab([train_file], args.vocab_size), vocab)
+        else:
+            vocab.write_bytes(Path(args.vocab).read_bytes())
     vocab_size = sum(1 for _ in vocab.open(encoding="utf-8"))
     t_cfg, s_cfg = configs(args, vocab_size)
     for name, cfg in (("teacher", t_cfg), ("student", s_cfg)):
@@ -140,61 +159,111 @@ def main() -> None:
     data = recipes.DataOptions(corpus=[train_file], eval_corpus=[valid_file], vocab=vocab,
                                batch_size=args.batch_size, max_seq_length=args.seq_len,
                                eval_batches=args.eval_batches, cache_dir=out / "cache")
-    common = dict(learning_rate=args.lr, eval_every=args.eval_every, save_every=100)
-    student_data = dataclasses.replace(data, seed=args.seed)
-    timings = {}
+    seeds = [int(x) for x in args.seeds.split(",")]
+    strategies = args.strategies.split(",")
+    total = args.layers * args.kt_steps_per_layer + args.pd_steps
 
-    def log(tag: str):
-        def on_step(r: dict) -> None:
-            if r["step"] % 25 == 0 or "eval_mlm_loss" in r:
-                extra = (f" eval {r['eval_mlm_loss']:.3f}/{r['eval_mlm_accuracy']:.3f}"
-                         if "eval_mlm_loss" in r else "")
+    def on_step(tag: str):
+        def report(r: dict) -> None:
+            if r["step"] % 50 == 0 or "eval_mlm_loss" in r:
+                extra = (f" eval {r['eval_mlm_loss']:.3f}/{r['eval_mlm_accuracy']:.3f} "
+                         f"(unigram {r['eval_unigram_loss']:.3f}/"
+                         f"{r['eval_unigram_accuracy']:.3f})" if "eval_mlm_loss" in r else "")
                 print(f"[{tag}] {r['step']}/{r['total_steps']} {r['stage']} "
                       f"loss {r['loss']:.3f}{extra}", flush=True)
-        return on_step
+            over = args.time_limit is not None and time.time() - started > 60 * args.time_limit
+            if over and r["step"] > 1 and (r["step"] - 1) % args.save_every == 0:
+                raise PieceOver(f"[{tag}] time limit reached; stopped after the checkpoint at "
+                                f"step {r['step'] - 1}: run the same command to continue")
+        return report
 
-    teacher_dir = (args.teacher_from or out) / "teacher" / "model"
-    if not teacher_dir.exists():
-        start = time.time()
-        recipes.pretrain(out / "teacher_config.json", out / "teacher", data,
-                         dict(common, pd_steps=args.teacher_steps), on_step=log("teacher"),
-                         resume=(out / "teacher" / "checkpoint.npz").exists())
-        timings["teacher"] = time.time() - start
-    results = {"teacher": recipes.evaluate(teacher_dir, data)}
-    kt = KTOptions(google_kt=args.google_kt)
-    for strategy in args.strategies.split(","):
-        run_dir = out / strategy
-        if not (run_dir / "model").exists():
-            start = time.time()
-            base = strategy.split("-")[0]
-            recipes.distill(teacher_dir, out / "student_config.json", run_dir, base, student_data,
-                            dict(common, pd_steps=args.pd_steps,
-                                 kt_steps_per_layer=args.kt_steps_per_layer), kt,
-                            on_step=log(strategy), resume=(run_dir / "checkpoint.npz").exists(),
-                            init_from_teacher=base != "none" or strategy == "none-init",
-                            seed=args.seed)
-            timings[strategy] = time.time() - start
-        results[strategy] = recipes.evaluate(run_dir / "model", data)
+    def run(name: str, work) -> None:
+        run_dir = out / name
+        if (run_dir / "model").exists():
+            return
+        if args.time_limit is not None and time.time() - started > 60 * args.time_limit:
+            raise PieceOver(f"time limit reached before {name}: run the same command again")
+        resume = (run_dir / "checkpoint.npz").exists()
+        work(run_dir, on_step(name), resume, not resume)   # no checkpoint: start afresh
 
-    total = args.layers * args.kt_steps_per_layer + args.pd_steps
-    lines = ["| model | steps | held-out MLM loss | MLM accuracy | perplexity |",
-             "|---|---|---|---|---|"]
-    for name, r in results.items():
+    common = dict(eval_every=args.eval_every, save_every=args.save_every)
+    teacher_dir = out / "teacher" / "model"
+    try:
+        run("teacher", lambda d, cb, resume, overwrite: recipes.pretrain(
+            out / "teacher_config.json", d, data,
+            dict(common, learning_rate=args.teacher_lr, pd_steps=args.teacher_steps),
+            on_step=cb, resume=resume, overwrite=overwrite))
+        kt = KTOptions(google_kt=args.google_kt)
+        for seed in seeds:
+            for strategy in strategies:
+                base = strategy.split("-")[0]
+                run(f"{strategy}-seed{seed}", lambda d, cb, resume, overwrite: recipes.distill(
+                    teacher_dir, out / "student_config.json", d, base,
+                    dataclasses.replace(data, seed=seed),
+                    dict(common, learning_rate=args.lr, pd_steps=args.pd_steps,
+                         kt_steps_per_layer=args.kt_steps_per_layer), kt, on_step=cb,
+                    resume=resume, init_from_teacher=base != "none" or strategy == "none-init",
+                    seed=seed, overwrite=overwrite))
+    except PieceOver as e:
+        print(e, flush=True)
+    write_results(out, args, seeds, strategies, data, total)
+
+
+def write_results(out: Path, args: argparse.Namespace, seeds: list[int], strategies: list[str],
+                  data: recipes.DataOptions, total: int) -> None:
+    """results.json (every finished run's evaluation), results.md (per strategy: each seed,
+    the mean and the seed spread, next to the unigram baseline) and curves.svg."""
+    results = {name: evaluation(out / name, data)
+               for name in ["teacher"] + [f"{s}-seed{k}" for k in seeds for s in strategies]
+               if (out / name / "model").exists()}
+    if not results:
+        return
+    (out / "results.json").write_text(json.dumps(
+        {"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+         "train_seconds": {name: train_seconds(out / name / "metrics.jsonl")
+                           for name in results}}, indent=2))
+    any_run = next(iter(results.values()))
+    lines = [f"Unigram baseline on the same {any_run['predictions']} masked positions "
+             f"(training-text frequencies, add-one): loss {any_run['unigram_loss']:.4f}, "
+             f"accuracy {any_run['unigram_accuracy']:.4f}.", "",
+             "| model | steps | seeds | held-out MLM loss per seed | mean | spread | "
+             "accuracy per seed | mean | spread | beats unigram |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in ["teacher"] + strategies:
+        runs = [results[n] for n in ([name] if name == "teacher" else
+                                     [f"{name}-seed{k}" for k in seeds]) if n in results]
+        if not runs:
+            continue
+        loss = [r["mlm_loss"] for r in runs]
+        acc = [r["mlm_accuracy"] for r in runs]
         steps = args.teacher_steps if name == "teacher" else total
-        label = ("IB-BERT teacher" if name == "teacher" else
-                 "student, none (teacher's embeddings and heads)" if name == "none-init" else
-                 f"student, {name}")
-        lines.append(f"| {label} | {steps} | {r['mlm_loss']:.4f} | {r['mlm_accuracy']:.4f} | "
-                     f"{r['perplexity']:.1f} |")
+        lines.append(
+            f"| {LABELS.get(name, 'student, ' + name)} | {steps} | {len(runs)} | "
+            f"{' / '.join(f'{x:.4f}' for x in loss)} | {sum(loss) / len(loss):.4f} | "
+            f"{max(loss) - min(loss):.4f} | {' / '.join(f'{x:.4f}' for x in acc)} | "
+            f"{sum(acc) / len(acc):.4f} | {max(acc) - min(acc):.4f} | "
+            f"{'yes' if all(r['beats_unigram'] for r in runs) else 'NO'} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in
-                                                           vars(args).items()},
-                                                  "results": results, "seconds": timings},
-                                                 indent=2))
-    curves = {name: curve(out / name / "metrics.jsonl") for name in results
-              if name != "teacher" and (out / name / "metrics.jsonl").exists()}
+    curves = {name.split("-seed")[0]: curve(out / name / "metrics.jsonl") for name in results
+              if name.endswith(f"-seed{seeds[0]}")}
     svg_plot(curves, out / "curves.svg")
     print("\n".join(lines))
+
+
+def evaluation(run_dir: Path, data: recipes.DataOptions) -> dict:
+    """The finished model's held-out evaluation, computed once (run_dir/eval.json), so a
+    later piece does not repeat it."""
+    saved = run_dir / "eval.json"
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    result = recipes.evaluate(run_dir / "model", data)
+    saved.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def train_seconds(metrics_file: Path) -> float:
+    """Seconds spent in training steps (evaluations and pauses between pieces excluded)."""
+    return sum(json.loads(line)["seconds"] for line in metrics_file.read_text().splitlines())
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ from tinybert_core.config import MobileBertConfig  # noqa: E402
 from tinybert_core.data.pretraining import (IGNORE_INDEX, make_eval_batches,  # noqa: E402
                                             make_pretraining_batches)
 from tinybert_core.distillation.strategies import pretraining_loss  # noqa: E402
+from tinybert_core.evaluation.baselines import UnigramBaseline, unigram_baseline  # noqa: E402
 from tinybert_core.evaluation.mlm import evaluate_mlm  # noqa: E402
 from tinybert_core.models.auto import model_class  # noqa: E402
 from tinybert_core.text.tokenization import BertTokenizer  # noqa: E402
@@ -149,15 +150,14 @@ def unmasked_originals(batches: list) -> list:
 
 # ----- the unigram baseline ------------------------------------------------------------------
 
-def unigram_baseline(counts: np.ndarray, eval_batches: list) -> dict:
+def unigram_report(baseline: UnigramBaseline, eval_batches: list) -> dict:
     """Loss and accuracy on the eval batches' masked positions of a model that ignores its
-    input: log-probabilities from the training counts (add-one smoothed), argmax = most
-    frequent training token."""
-    logp = np.log((counts + 1.0) / (counts.sum() + len(counts)))
-    top = int(np.argmax(counts))
+    input (tinybert_core/evaluation/baselines.py: add-one smoothed training frequencies,
+    argmax = most frequent training token)."""
     labels = np.concatenate([b.masked_lm_ids[b.masked_lm_weights > 0] for b in eval_batches])
-    return {"mlm_loss": float(-logp[labels].mean()), "mlm_accuracy": float((labels == top).mean()),
-            "most_frequent_token_id": top}
+    scores = baseline.score(labels)
+    return {"mlm_loss": scores["unigram_loss"], "mlm_accuracy": scores["unigram_accuracy"],
+            "most_frequent_token_id": baseline.most_frequent}
 
 
 # ----- the Hugging Face side -----------------------------------------------------------------
@@ -313,15 +313,12 @@ def main() -> None:
     stream = make_pretraining_batches(args.corpus, seed=args.seed, **kw)
     batches = [next(stream) for _ in range(args.steps)]
     ev = make_eval_batches(args.eval_corpus, max_batches=args.eval_batches, **kw)
-    counts = np.zeros(len(tokenizer), np.int64)
-    corpus = stream.dataset.corpus
-    for s in range(corpus.num_shards):
-        counts += np.bincount(corpus.shard(s).tokens, minlength=len(tokenizer))
+    baseline = unigram_baseline(stream.dataset.corpus)
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()},
                     "versions": {"torch": torch.__version__,
                                  "transformers": transformers.__version__},
                     "data_checks": check_batches(batches, tokenizer, unmasked_originals(batches)),
-                    "unigram_baseline": unigram_baseline(counts, ev)}
+                    "unigram_baseline": unigram_report(baseline, ev)}
     if args.baseline_only:
         print(json.dumps(report, indent=1))
         return
@@ -333,7 +330,7 @@ def main() -> None:
     config = MobileBertConfig.from_pretrained(args.config, vocab_size=len(tokenizer), **dropout)
     ours = model_class(config, "pretraining")(config, seed=args.seed)
     if args.unigram_bias_init:
-        logp = np.log((counts + 1.0) / (counts.sum() + len(counts)))
+        logp = baseline.log_probs
         ours.cls.predictions.bias.data[...] = logp - logp.mean()
     init = {k: v.copy() for k, v in ours.state_dict().items()}
     np.savez(args.out / "init.npz", **init)

@@ -9,7 +9,8 @@ then says how many and why (`pytest_terminal_summary`).
 
 Import paths come from pyproject.toml (`pythonpath = [".", "tests"]`): the repository root, so
 `pytest` works without `python -m`, and `tests/`, so test modules import the shared helpers
-(`strategies`, `paths`) without an `__init__.py`.
+(`paths`) without an `__init__.py`. The hypothesis strategies live in the public kit,
+`autograd.testing.strategies`.
 """
 from __future__ import annotations
 

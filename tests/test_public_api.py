@@ -10,6 +10,7 @@ import autograd
 import autograd.functional as F
 import autograd.nn
 import autograd.optim
+import autograd.testing
 import backends
 import tinybert_core
 
@@ -26,7 +27,10 @@ AUTOGRAD = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "
             "GradcheckError"]
 # Submodules the README's tour imports by name (`from autograd import nn, optim`).
 AUTOGRAD_MODULES = ["function", "functional", "gradcheck", "module", "nn", "ops", "optim",
-                    "serialization", "tensor", "audit"]
+                    "serialization", "tensor", "audit", "testing", "crosscheck"]
+# The public testing kit (issue 15): what users' own op tests import.
+TESTING = ["assert_backends_agree", "assert_forward", "assert_fused_matches_composite",
+           "assert_gradients", "available_backends", "check_op", "leaf"]
 BACKENDS = ["Backend", "BackendUnavailable", "get_backend", "availability", "default_backend",
             "default_backend_name", "set_default_backend", "backend_of", "names", "ENV_VAR"]
 FUNCTIONAL = [
@@ -43,8 +47,10 @@ OPTIM = ["AdamW", "LAMB", "Optimizer", "SGD", "clip_grad_norm", "constant_schedu
 
 
 @pytest.mark.parametrize("module, pinned", [(tinybert_core, TINYBERT_CORE), (autograd, AUTOGRAD),
-                                            (backends, BACKENDS), (autograd.nn, NN)],
-                         ids=["tinybert_core", "autograd", "backends", "autograd.nn"])
+                                            (backends, BACKENDS), (autograd.nn, NN),
+                                            (autograd.testing, TESTING)],
+                         ids=["tinybert_core", "autograd", "backends", "autograd.nn",
+                              "autograd.testing"])
 def test_all_lists_are_pinned(module, pinned):
     assert sorted(module.__all__) == sorted(pinned)
     for name in pinned:

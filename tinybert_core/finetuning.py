@@ -44,9 +44,10 @@ from tinybert_core.evaluation.glue import (
 from tinybert_core.evaluation.squad import squad_evaluate
 from tinybert_core.evaluation.squad_postprocess import write_predictions
 from tinybert_core.models.auto import load_model, model_class
+from tinybert_core.models.heads import rescale_mean
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.loop import METRICS_NAME, TrainingArguments, train
-from tinybert_core.training.run_dir import open_run_directory
+from tinybert_core.training.run_dir import open_job_directory, open_run_directory
 
 RESULTS_NAME = "eval_results.json"
 
@@ -283,9 +284,14 @@ def main_metric(spec: T.TaskSpec, task: GlueTask | None) -> str:
 
 def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path | None,
              opts: TaskOptions, fopts: FinetuneOptions, resume: bool = False,
-             on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
+             on_step: Callable[[dict], None] | None = None,
+             data_parallel: Any = None) -> dict[str, Any]:
     """Fine-tune `model_dir` on a task (see the module docstring); returns the loop's summary
-    and, once the run is complete, the `results` that eval_results.json holds."""
+    and, once the run is complete, the `results` that eval_results.json holds.
+
+    `data_parallel` (an autograd.distributed.DataParallel, under mpiexec): every process reads
+    and encodes the task files, trains on its part of each global batch of `batch_size`
+    (`TaskBatches(shard=)`); rank 0 alone evaluates and writes (training/loop.py)."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     spec = T.resolve_task(opts.task)
     config = MobileBertConfig.from_pretrained(model_dir)
@@ -296,12 +302,13 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
     model.config.extra["finetuning_options"] = {
         "max_seq_length": opts.max_seq_length, "doc_stride": opts.doc_stride,
         "max_query_length": opts.max_query_length}
-    batches = T.TaskBatches(data.train.make_batch, data.train.n, fopts.batch_size, fopts.seed)
+    dp = data_parallel
+    batches = T.TaskBatches(data.train.make_batch, data.train.n, fopts.batch_size, fopts.seed,
+                            shard=(0, 1) if dp is None else (dp.rank, dp.size))
     per_epoch = batches.steps_per_epoch
     total = fopts.max_steps or max(1, math.ceil(fopts.epochs * per_epoch))
-    stage = Stage("finetune", total, lambda student, _, batch: {
-        "loss": student(**batch._asdict()).loss}, needs_teacher=False,
-        warmup_proportion=fopts.warmup_ratio)
+    stage = Stage("finetune", total, task_loss, needs_teacher=False,
+                  warmup_proportion=fopts.warmup_ratio, items=batch_examples)
     dev, metric = data.dev, main_metric(spec, data.task)
     args = TrainingArguments(
         output_dir=output_dir, learning_rate=fopts.lr, end_lr_rate=0.0,
@@ -312,12 +319,12 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
     evaluate = None if dev is None else \
         (lambda m: score(m, spec, data.task, dev, opts, data.label2id)[0])
     # Only now, with every input read and checked, is the output directory touched.
-    with open_run_directory(output_dir, resume=resume, overwrite=fopts.overwrite_output_dir,
+    with open_job_directory(output_dir, dp, resume=resume, overwrite=fopts.overwrite_output_dir,
                             inputs=[model_dir, train_file, dev_file]) as run_dir:
         summary = train(model, args, batches, tokenizer=tokenizer,
                         on_step=on_step, resume=resume, stages=[stage], evaluate=evaluate,
-                        run_dir=run_dir)
-        if summary["steps"] < total:
+                        run_dir=run_dir, data_parallel=dp)
+        if summary["steps"] < total or (dp is not None and not dp.is_main):
             return summary
         seconds = sum(r.get("seconds", 0.0) for r in _records(output_dir / METRICS_NAME))
         results = {
@@ -332,6 +339,20 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
             "model": summary["model_dir"], "best_model": summary.get("best_model_dir")}
         atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
     return {**summary, "results": results}
+
+
+def task_loss(student: Any, teacher: Any, batch: Any, num_items: float | None = None
+              ) -> dict[str, Any]:
+    """The task head's loss (HF's: a mean over the batch's examples), as the sum over them
+    / `num_items` when the training loop counts the examples of a larger global batch."""
+    loss = student(**batch._asdict()).loss
+    return {"loss": loss if num_items is None else
+            rescale_mean(loss, batch_examples(batch), num_items)}
+
+
+def batch_examples(batch: Any) -> int:
+    """The examples (SQuAD: windows) a task batch's loss averages over."""
+    return len(batch.input_ids)
 
 
 @dataclass

@@ -4,23 +4,31 @@ evaluate a model's masked-LM loss, train a vocabulary.
 Each recipe checks everything it can before the first step (files, corpus, vocabulary against
 the embedding table, the teacher against the student, sequence length against the position
 table), then builds data and models and hands them to `tinybert_core.training.loop.train`.
+
+Under data parallelism (`data_parallel`, one process of an `mpiexec` job) rank 0 opens the run
+directory and prepares the shared files first (a vocabulary trained on the corpus, the token
+cache), the others then read them; each process draws its slice of every global batch.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from autograd.distributed import DataParallel
 from tinybert_core.config import PRESETS, MobileBertConfig
 from tinybert_core.data.pretraining import make_eval_batches, make_pretraining_batches
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.distillation.strategies import KTOptions, check_compatible, copy_from_teacher
 from tinybert_core.text.tokenization import BertTokenizer
+from tinybert_core.data.corpus import tokenize_corpus
+from tinybert_core.evaluation.baselines import UNIGRAM_FILE, UnigramBaseline, unigram_baseline
 from tinybert_core.evaluation.mlm import evaluate_mlm
 from tinybert_core.training.loop import TrainingArguments, train
-from tinybert_core.training.run_dir import open_run_directory
+from tinybert_core.training.run_dir import open_job_directory
 
 DEFAULT_VOCAB_SIZE = 8000
 
@@ -81,19 +89,40 @@ def resolve_config(name_or_dir: str | Path, tokenizer: BertTokenizer, max_seq_le
     return config
 
 
-def _data(data: DataOptions, tokenizer: BertTokenizer) -> tuple[Any, list[Any] | None]:
+def _data(data: DataOptions, tokenizer: BertTokenizer, dp: DataParallel | None = None
+          ) -> tuple[Any, list[Any] | None, UnigramBaseline]:
+    """Training batches (this process's shard), held-out batches (None without held-out text,
+    and on every rank but 0) and the training corpus's unigram baseline."""
     kw = dict(tokenizer=tokenizer, max_seq_length=data.max_seq_length,
               max_predictions_per_seq=data.max_predictions_per_seq,
               masked_lm_prob=data.mlm_probability, whole_word_mask=data.whole_word_mask,
               cache_dir=data.cache_dir)
+    shard = (0, 1) if dp is None else (dp.rank, dp.size)
     batches = make_pretraining_batches(data.corpus, batch_size=data.batch_size, seed=data.seed,
-                                       **kw)
+                                       shard=shard, **kw)
+    baseline = unigram_baseline(batches.dataset.corpus)
     eval_paths = data.eval_corpus
-    if eval_paths is None and data.corpus is not None:
-        return batches, None                      # no held-out text was named
+    if (eval_paths is None and data.corpus is not None) or shard[0] != 0:
+        return batches, None, baseline            # no held-out text named, or not rank 0
     ev = make_eval_batches(eval_paths, batch_size=data.batch_size,
                            max_batches=data.eval_batches, **kw)
-    return batches, ev
+    return batches, ev, baseline
+
+
+def name_tokens(result: dict[str, Any], tokenizer: BertTokenizer) -> dict[str, Any]:
+    """`result` (an `evaluate_mlm` dict) with the token strings of its two argmax ids added:
+    `top_prediction_token`, and `unigram_top_token` when a baseline was scored."""
+    if not result:
+        return result
+    out = dict(result)
+    out["top_prediction_token"] = tokenizer.convert_ids_to_tokens(result["top_prediction"])
+    if "unigram_top_id" in result:
+        out["unigram_top_token"] = tokenizer.convert_ids_to_tokens(result["unigram_top_id"])
+    return out
+
+
+def _main_first(dp: DataParallel | None) -> Any:
+    return nullcontext() if dp is None else dp.main_first()
 
 
 def _inputs(data: DataOptions, *more: Any) -> list[Any]:
@@ -109,7 +138,8 @@ def _counted(batches: list[Any], on_batch: Callable[[int, int], None]) -> Iterat
 
 def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict[str, Any],
              on_step: Callable[[dict], None] | None = None, resume: bool = False,
-             seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+             seed: int = 0, overwrite: bool = False,
+             data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train any config (a teacher, or the no-teacher student baseline) with MLM + NSP.
 
     The output directory is locked and checked first (`open_run_directory`: empty, or
@@ -117,22 +147,26 @@ def pretrain(config: str | Path, output_dir: Path, data: DataOptions, args: dict
     """
     output_dir = Path(output_dir)
     config_dir = config if not (isinstance(config, str) and config in PRESETS) else None
-    with open_run_directory(output_dir, resume=resume, overwrite=overwrite,
+    with open_job_directory(output_dir, data_parallel, resume=resume, overwrite=overwrite,
                             inputs=_inputs(data, config_dir)) as run_dir:
-        tokenizer = resolve_tokenizer(data, output_dir)
-        cfg = resolve_config(config, tokenizer, data.max_seq_length)
-        batches, ev = _data(data, tokenizer)
+        with _main_first(data_parallel):
+            tokenizer = resolve_tokenizer(data, output_dir)
+            cfg = resolve_config(config, tokenizer, data.max_seq_length)
+            batches, ev, baseline = _data(data, tokenizer, data_parallel)
         model = model_class(cfg, "pretraining")(cfg, seed=seed)
         targs = TrainingArguments(output_dir=output_dir, strategy="none", **args)
-        return train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
-                     on_step=on_step, resume=resume, run_dir=run_dir)
+        summary = train(model, targs, batches, eval_batches=ev, tokenizer=tokenizer,
+                        on_step=on_step, resume=resume, run_dir=run_dir, baseline=baseline,
+                        data_parallel=data_parallel)
+    return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
 
 
 def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, strategy: str,
             data: DataOptions, args: dict[str, Any], kt: KTOptions | None = None,
             on_step: Callable[[dict], None] | None = None, resume: bool = False,
             seed: int = 0, init_from_teacher: bool | None = None,
-            overwrite: bool = False) -> dict[str, Any]:
+            overwrite: bool = False, data_parallel: DataParallel | None = None
+            ) -> dict[str, Any]:
     """Transfer a pre-trained teacher into a student with `strategy` (spec section 5).
 
     `init_from_teacher` copies the teacher's embeddings and heads into the student first
@@ -144,16 +178,18 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
     teacher_config = MobileBertConfig.from_pretrained(Path(teacher_dir))
     config_dir = student_config if not (isinstance(student_config, str)
                                         and student_config in PRESETS) else None
-    with open_run_directory(output_dir, resume=resume, overwrite=overwrite,
+    with open_job_directory(output_dir, data_parallel, resume=resume, overwrite=overwrite,
                             inputs=_inputs(data, teacher_dir, config_dir)) as run_dir:
-        tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
-        if len(tokenizer) != teacher_config.vocab_size:
-            raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the teacher's "
-                             f"embedding table has {teacher_config.vocab_size} rows")
-        cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
-        check_compatible(cfg, teacher_config, strategy)
+        with _main_first(data_parallel):
+            tokenizer = resolve_tokenizer(data, output_dir, teacher_dir)
+            if len(tokenizer) != teacher_config.vocab_size:
+                raise ValueError(f"the vocabulary has {len(tokenizer)} tokens but the "
+                                 f"teacher's embedding table has {teacher_config.vocab_size} "
+                                 f"rows")
+            cfg = resolve_config(student_config, tokenizer, data.max_seq_length)
+            check_compatible(cfg, teacher_config, strategy)
+            batches, ev, baseline = _data(data, tokenizer, data_parallel)
         teacher = load_model(teacher_dir, "pretraining")
-        batches, ev = _data(data, tokenizer)
         student = model_class(cfg, "pretraining")(cfg, seed=seed)
         if init_from_teacher is None:
             init_from_teacher = strategy != "none"
@@ -161,14 +197,37 @@ def distill(teacher_dir: Path, student_config: str | Path, output_dir: Path, str
             copy_from_teacher(student, teacher)
         targs = TrainingArguments(output_dir=output_dir, strategy=strategy,
                                   kt=kt or KTOptions(), **args)
-        return train(student, targs, batches, teacher=teacher if strategy != "none" else None,
-                     eval_batches=ev, tokenizer=tokenizer, on_step=on_step, resume=resume,
-                     run_dir=run_dir)
+        summary = train(student, targs, batches,
+                        teacher=teacher if strategy != "none" else None, eval_batches=ev,
+                        tokenizer=tokenizer, on_step=on_step, resume=resume, run_dir=run_dir,
+                        baseline=baseline, data_parallel=data_parallel)
+    return {**summary, "eval": name_tokens(summary["eval"], tokenizer)}
+
+
+def training_baseline(model_dir: Path, data: DataOptions, tokenizer: BertTokenizer
+                      ) -> tuple[UnigramBaseline | None, str | None]:
+    """The unigram baseline of the text `model_dir` was trained on, and where it came from:
+    the training text named by `data.corpus`; else the counts saved with the model by
+    `pretrain` / `distill`; else, when evaluating on the embedded corpus, its training split;
+    else (None, None): the training text is unknown."""
+    if data.corpus is not None:
+        corpus = tokenize_corpus(data.corpus, tokenizer, cache_dir=data.cache_dir)
+        return unigram_baseline(corpus), "--corpus " + " ".join(map(str, data.corpus))
+    saved = Path(model_dir) / UNIGRAM_FILE
+    if saved.is_file():
+        return UnigramBaseline.load(saved), str(saved)
+    if data.eval_corpus is None:
+        from tinybert_core.data.default_corpus import build_default_corpus
+        train_file = build_default_corpus(cache_dir=data.cache_dir).train
+        corpus = tokenize_corpus([train_file], tokenizer, cache_dir=data.cache_dir)
+        return unigram_baseline(corpus), "the embedded corpus's training split"
+    return None, None
 
 
 def evaluate(model_dir: Path, data: DataOptions,
              on_batch: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Held-out masked-LM loss and accuracy of a saved pre-training model.
+    """Held-out masked-LM loss and accuracy of a saved pre-training model, next to the unigram
+    baseline of its training text (`training_baseline`) on the same masked positions.
 
     Evaluates on `data.eval_corpus`, else `data.corpus`, else the embedded corpus's held-out
     split. `on_batch(done, total)` is called after each evaluation batch (progress).
@@ -185,6 +244,8 @@ def evaluate(model_dir: Path, data: DataOptions,
                            masked_lm_prob=data.mlm_probability,
                            whole_word_mask=data.whole_word_mask, max_batches=data.eval_batches,
                            cache_dir=data.cache_dir)
-    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch))
+    baseline, source = training_baseline(model_dir, data, tokenizer)
+    result = evaluate_mlm(model, ev if on_batch is None else _counted(ev, on_batch), baseline)
     result["perplexity"] = float(np.exp(result["mlm_loss"]))
-    return result
+    result["unigram_source"] = source
+    return name_tokens(result, tokenizer)

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import arrays, floats
 
 import autograd.functional as F
 from autograd import Tensor, gradcheck
+from autograd.testing.strategies import arrays, floats
 
 BIG = 1e4
 

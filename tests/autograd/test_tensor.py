@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import backends
-from strategies import arrays, floats, shapes, small_shapes
-
 import autograd.functional as F
+import backends
 from autograd import Tensor, enable_grad, is_grad_enabled, no_grad
+from autograd.testing.strategies import arrays, floats, shapes, small_shapes
 
 
 def leaf(x, dtype=np.float64) -> Tensor:

@@ -165,7 +165,8 @@ def test_backends_command_lists_every_backend(cli) -> None:
     result = CliRunner().invoke(cli, ["backends"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert [line[2:].split()[0] for line in lines] == backends.names()
+    # One line per backend, then the mpi line (tests/cli/test_parallel.py checks it).
+    assert [line[2:].split()[0] for line in lines] == [*backends.names(), "mpi"]
     assert lines[0].startswith("* numpy") and lines[0].split()[2] == "available"
     numba_line = lines[1]
     assert numba_line.split()[1] == "available"

@@ -70,6 +70,32 @@ def test_distill_each_strategy(teacher_dir, tmp_path, strategy):
     assert "evaluate-mlm: 1/1 batches (100%)" in result.stderr
 
 
+def test_every_evaluation_shows_the_unigram_baseline(teacher_dir, tmp_path):
+    """Issue 9: the log, the summary and evaluate-mlm put the unigram baseline next to the
+    model's loss and say plainly that a 3-step model does not beat it."""
+    record = json.loads((teacher_dir.parent / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["eval_unigram_loss"] > 0 and 0 <= record["eval_unigram_accuracy"] <= 1
+    assert record["eval_beats_unigram"] is False and "eval_collapsed" in record
+    assert (teacher_dir / "unigram_counts.npz").is_file()
+    saved = run("evaluate-mlm", teacher_dir, "--json", *COMMON[2:])    # counts from the model
+    given = run("evaluate-mlm", teacher_dir, "--json", *COMMON)        # counts from --corpus
+    assert saved.exit_code == 0 and given.exit_code == 0, saved.output + given.output
+    a, b = json.loads(saved.stdout), json.loads(given.stdout)
+    assert a["unigram_source"].endswith("unigram_counts.npz") and "--corpus" in b["unigram_source"]
+    assert a["unigram_loss"] == pytest.approx(b["unigram_loss"], rel=1e-12)
+    assert a["unigram_accuracy"] == b["unigram_accuracy"] == record["eval_unigram_accuracy"]
+    text = run("evaluate-mlm", teacher_dir, *COMMON).output
+    assert "unigram baseline (training-text token frequencies, same positions)" in text
+    assert "the model does NOT beat the unigram baseline" in text
+    bare = tmp_path / "model"
+    bare.mkdir()
+    for f in teacher_dir.iterdir():
+        if f.name != "unigram_counts.npz":
+            (bare / f.name).write_bytes(f.read_bytes())
+    text = run("evaluate-mlm", bare, *COMMON[2:]).output
+    assert "no unigram baseline: the training text is unknown" in text
+
+
 def test_distill_refuses_a_mismatched_teacher_before_training(teacher_dir, tmp_path):
     cfg = write_config(tmp_path / "student.json", "mobilebert-small", intra_bottleneck_size=16,
                        intermediate_size=32, num_attention_heads=4)

@@ -19,6 +19,12 @@ Randomness is counter-based: the generator of a window is seeded by ``(seed, epo
 and the one that masks an example by ``(seed, epoch, window, index)``, so the position in the
 stream (epoch, window, offset) is the whole iterator state: ``state()`` is a few ints, and a
 resumed run yields exactly the batches an uninterrupted one would have.
+
+Data parallelism (``shard=(rank, count)``): every process walks the same global stream of
+``batch_size`` pairs but masks and encodes only its contiguous ``batch_size / count`` of each
+batch, padded to the width of the whole global batch, so the ``count`` slices together are
+exactly the batch one process would draw. The state is the global position, the same in every
+process, so a run can resume with any number of processes.
 """
 
 from __future__ import annotations
@@ -190,27 +196,37 @@ class PretrainingDataset:
         return masked.input_ids, a1 - a0, masked.positions, masked.labels, label
 
     def batches(self, batch_size: int, *, epochs: int | None = None, drop_last: bool = False,
-                pad_to_multiple_of: int | None = None,
-                state: dict[str, Any] | None = None) -> PretrainingBatches:
+                pad_to_multiple_of: int | None = None, state: dict[str, Any] | None = None,
+                shard: tuple[int, int] = (0, 1)) -> PretrainingBatches:
         """An iterator of ``PretrainingBatch``: endless when ``epochs`` is None; else it stops
         after ``epochs`` passes (the last batch short unless ``drop_last``). ``state`` resumes
-        from ``PretrainingBatches.state()``."""
+        from ``PretrainingBatches.state()``; ``shard=(rank, count)`` yields only this
+        process's slice of each global batch (module docstring)."""
         it = PretrainingBatches(self, batch_size, epochs=epochs, drop_last=drop_last,
-                                pad_to_multiple_of=pad_to_multiple_of)
+                                pad_to_multiple_of=pad_to_multiple_of, shard=shard)
         if state is not None:
             it.load_state(state)
         return it
 
 
-def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]], *,
-            pad_id: int, max_predictions: int, max_seq_length: int,
-            pad_to_multiple_of: int | None = None) -> PretrainingBatch:
-    """Pad ``encode_pair`` rows to the longest (rounded up to ``pad_to_multiple_of``, never
-    past ``max_seq_length``) and stack them."""
-    width = max(len(r[0]) for r in rows)
+def padded_width(lengths: Sequence[int], max_seq_length: int,
+                 pad_to_multiple_of: int | None = None) -> int:
+    """The width a batch of sequences of ``lengths`` is padded to: the longest, rounded up to
+    ``pad_to_multiple_of`` but never past ``max_seq_length``."""
+    width = max(lengths)
     if pad_to_multiple_of:
         rounded_up = -(-width // pad_to_multiple_of) * pad_to_multiple_of
         width = max(width, min(max_seq_length, rounded_up))
+    return width
+
+
+def collate(rows: Sequence[tuple[np.ndarray, int, np.ndarray, np.ndarray, int]], *,
+            pad_id: int, max_predictions: int, max_seq_length: int,
+            pad_to_multiple_of: int | None = None, width: int | None = None) -> PretrainingBatch:
+    """Stack ``encode_pair`` rows padded to ``width`` (default: ``padded_width`` of the rows;
+    a data-parallel shard passes its global batch's)."""
+    if width is None:
+        width = padded_width([len(r[0]) for r in rows], max_seq_length, pad_to_multiple_of)
     B, P = len(rows), max_predictions
     input_ids = np.full((B, width), pad_id, dtype=np.int64)  # (B, T)
     token_type_ids = np.zeros((B, width), dtype=np.int64)
@@ -236,13 +252,16 @@ class PretrainingBatches:
     ``state()`` returns JSON-able ints: the epoch, window and offset of the next pair, and the
     batch count. There is no generator state to carry: every draw comes from a generator seeded
     by its position. ``load_state`` (or ``from_state``) puts a fresh iterator at that position.
+    ``shard=(rank, count)``: ``batch_size`` is the global batch, of which this iterator yields
+    rows ``rank * b`` to ``(rank + 1) * b``, ``b = batch_size / count``; a short last batch is
+    split as evenly as it goes, and one with fewer pairs than shards ends the iteration.
     """
 
     STATE_VERSION = 1
 
     def __init__(self, dataset: PretrainingDataset, batch_size: int, *,
                  epochs: int | None = None, drop_last: bool = False,
-                 pad_to_multiple_of: int | None = None) -> None:
+                 pad_to_multiple_of: int | None = None, shard: tuple[int, int] = (0, 1)) -> None:
         for name, value, optional in (("batch_size", batch_size, False), ("epochs", epochs, True),
                                       ("pad_to_multiple_of", pad_to_multiple_of, True)):
             if optional and value is None:
@@ -250,6 +269,14 @@ class PretrainingBatches:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"PretrainingBatches: {name} must be an int >= 1"
                                  f"{' or None' if optional else ''}, got {value!r}")
+        rank, count = shard
+        if not (isinstance(count, int) and isinstance(rank, int) and 0 <= rank < count):
+            raise ValueError(f"PretrainingBatches: shard must be (rank, count) with "
+                             f"0 <= rank < count, got {shard!r}")
+        if batch_size % count:
+            raise ValueError(f"PretrainingBatches: batch_size {batch_size} does not split evenly "
+                             f"over {count} processes; use a multiple of {count}")
+        self.shard = (rank, count)
         self.dataset, self.batch_size, self.epochs = dataset, batch_size, epochs
         self.drop_last, self.pad_to_multiple_of = drop_last, pad_to_multiple_of
         self.epoch = self.window = self.offset = self.batches_done = 0
@@ -295,25 +322,33 @@ class PretrainingBatches:
         return cur[2], cur[3]
 
     def __next__(self) -> PretrainingBatch:
-        rows = []
-        while len(rows) < self.batch_size:
+        picks = []   # the global batch's pairs: (tokens, row, epoch, window, index)
+        while len(picks) < self.batch_size:
             if self.epochs is not None and self.epoch >= self.epochs:
                 break
             tokens, table = self._pairs()
-            take = min(self.batch_size - len(rows), len(table) - self.offset)
+            take = min(self.batch_size - len(picks), len(table) - self.offset)
             for k in range(self.offset, self.offset + take):
-                rows.append(self.dataset.encode_pair(tokens, table[k], self.epoch, self.window, k))
+                picks.append((tokens, table[k], self.epoch, self.window, k))
             self.offset += take
             if self.offset >= len(table):
                 self.offset, self.window = 0, self.window + 1
                 if self.window >= len(self.dataset.windows(self.epoch)):
                     self.window, self.epoch = 0, self.epoch + 1
-        if not rows or (self.drop_last and len(rows) < self.batch_size):
+        rank, count = self.shard
+        if len(picks) < count or (self.drop_last and len(picks) < self.batch_size):
             raise StopIteration
         self.batches_done += 1
         ds = self.dataset
+        # [CLS] A [SEP] B [SEP]: the global width comes from the pair table, unencoded.
+        width = padded_width([3 + int(r[1] - r[0] + r[3] - r[2]) for _, r, *_ in picks],
+                             ds.max_seq_length, self.pad_to_multiple_of)
+        per, extra = divmod(len(picks), count)
+        lo = rank * per + min(rank, extra)
+        hi = lo + per + (rank < extra)
+        rows = [ds.encode_pair(*pick) for pick in picks[lo:hi]]
         return collate(rows, pad_id=ds.pad_id, max_predictions=ds.max_predictions_per_seq,
-                       max_seq_length=ds.max_seq_length, pad_to_multiple_of=self.pad_to_multiple_of)
+                       max_seq_length=ds.max_seq_length, width=width)
 
 
 def _mismatch(saved: Any, current: dict[str, Any]) -> ValueError:
@@ -354,12 +389,14 @@ def make_pretraining_batches(paths: PathLike | Iterable[PathLike] | None = None,
                              epochs: int | None = None, pad_to_multiple_of: int | None = None,
                              drop_last: bool = False, cache_dir: PathLike | None = None,
                              shuffle_buffer_tokens: int = DEFAULT_SHUFFLE_BUFFER_TOKENS,
-                             state: dict[str, Any] | None = None) -> PretrainingBatches:
+                             state: dict[str, Any] | None = None,
+                             shard: tuple[int, int] = (0, 1)) -> PretrainingBatches:
     """Masked MLM + NSP training batches from text files, ready to iterate.
 
     ``paths`` None uses the training split of the embedded default corpus; ``vocab_file`` and
     ``tokenizer`` None use (and on first use train) the default WordPiece vocabulary. The
     corpus is checked (missing file, empty corpus) before anything else happens.
+    ``shard=(rank, count)``: this process's slice of each global batch of ``batch_size``.
     """
     if paths is None:
         paths = build_default_corpus(cache_dir=cache_dir).train
@@ -371,7 +408,7 @@ def make_pretraining_batches(paths: PathLike | Iterable[PathLike] | None = None,
         max_predictions_per_seq=max_predictions_per_seq, whole_word_mask=whole_word_mask,
         seed=seed, shuffle_buffer_tokens=shuffle_buffer_tokens)
     return dataset.batches(batch_size, epochs=epochs, drop_last=drop_last,
-                           pad_to_multiple_of=pad_to_multiple_of, state=state)
+                           pad_to_multiple_of=pad_to_multiple_of, state=state, shard=shard)
 
 
 def make_eval_batches(paths: PathLike | Iterable[PathLike] | None = None, *,

@@ -148,15 +148,28 @@ def qa_collate(input_ids: Sequence[np.ndarray], token_type_ids: Sequence[np.ndar
 class TaskBatches:
     """Endless shuffled mini-batches over `n` examples, `batch_size` at a time; an epoch is
     ceil(n / batch_size) batches (the last one smaller), each epoch a new permutation drawn
-    from (seed, epoch). `state()` / `load_state()` are what checkpoints save."""
+    from (seed, epoch). `state()` / `load_state()` are what checkpoints save.
+
+    `shard=(rank, processes)`: this process's contiguous part of every global batch (as even
+    as it goes; the loss counts examples globally, so uneven parts are exact). Every process
+    draws the same permutation, so the global batches, and the state, are one process's."""
 
     def __init__(self, make_batch: Callable[[np.ndarray], Any], n: int, batch_size: int,
-                 seed: int = 0) -> None:
+                 seed: int = 0, shard: tuple[int, int] = (0, 1)) -> None:
         if n < 1:
             raise ValueError("TaskBatches: no examples to train on")
         if batch_size < 1:
             raise ValueError(f"TaskBatches: batch_size must be >= 1, got {batch_size}")
+        rank, processes = shard
+        smallest = min(n, batch_size) if n % batch_size == 0 else n % batch_size
+        if processes > 1 and smallest < processes:
+            raise ValueError(f"batch_size {batch_size} over {n} training examples leaves a "
+                             f"batch of {smallest} example(s) per epoch, fewer than the "
+                             f"{processes} processes: each needs at least one; choose "
+                             f"batch_size and the example count so that every batch holds "
+                             f"at least {processes}")
         self.make_batch, self.n, self.batch_size, self.seed = make_batch, n, batch_size, seed
+        self.rank, self.processes = rank, processes
         self.steps_per_epoch = -(-n // batch_size)
         self.epoch, self.step_in_epoch = 0, 0
         self._order: np.ndarray | None = None
@@ -171,7 +184,10 @@ class TaskBatches:
 
     def __next__(self) -> Any:
         s = self.step_in_epoch * self.batch_size
-        batch = self.make_batch(self.order()[s:s + self.batch_size])
+        rows = self.order()[s:s + self.batch_size]
+        if self.processes > 1:
+            rows = np.array_split(rows, self.processes)[self.rank]
+        batch = self.make_batch(rows)
         self.step_in_epoch += 1
         if self.step_in_epoch == self.steps_per_epoch:
             self.epoch, self.step_in_epoch, self._order = self.epoch + 1, 0, None

@@ -23,7 +23,8 @@ import numpy as np
 
 import autograd.functional as F
 from autograd import Tensor, no_grad
-from tinybert_core.models.heads import IGNORE_INDEX, masked_lm_loss, next_sentence_loss
+from tinybert_core.models.heads import (IGNORE_INDEX, masked_lm_loss, next_sentence_loss,
+                                        rescale_mean)
 
 
 def _detached(t: Any) -> Tensor:
@@ -99,12 +100,14 @@ def attention_transfer_loss(student_scores: Tensor, teacher_scores: Tensor) -> T
 def pretraining_distillation_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Any,
                                   seq_relationship_logits: Tensor | None = None,
                                   next_sentence_labels: Any = None, alpha: float = 0.5,
-                                  temperature: float = 1.0) -> dict[str, Tensor]:
+                                  temperature: float = 1.0,
+                                  num_items: float | None = None) -> dict[str, Tensor]:
     """L_PD = alpha * L_MLM + (1 - alpha) * L_KD + L_NSP (spec 4.5).
 
     Logits are (..., V) at the same positions for both models and `labels` marks the masked
     ones (-100 elsewhere, as for `masked_lm_loss`); L_KD = T^2 * mean over masked positions of
     KL(softmax(t / T) || softmax(s / T)). NSP uses the ground truth only, as in Google's code.
+    `num_items` replaces the masked-token count both means divide by (see `masked_lm_loss`).
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"pretraining_distillation_loss: alpha must be in [0, 1], got {alpha}")
@@ -116,12 +119,14 @@ def pretraining_distillation_loss(student_logits: Tensor, teacher_logits: Tensor
     v = student_logits.shape[-1]
     lab = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     idx = np.nonzero(lab.reshape(-1) != IGNORE_INDEX)[0]
-    mlm = masked_lm_loss(student_logits, lab)
+    mlm = masked_lm_loss(student_logits, lab, num_items=num_items)
     out: dict[str, Tensor] = {"mlm": mlm}
     if idx.size:
         s = student_logits.reshape(-1, v)[idx] * (1.0 / temperature)
         t = teacher.reshape(-1, v)[idx] * (1.0 / temperature)
         out["kd"] = F.kl_from_logits(s, t) * (temperature * temperature)
+        if num_items is not None:
+            out["kd"] = rescale_mean(out["kd"], int(idx.size), num_items)
     else:
         out["kd"] = mlm * 0.0
     total = mlm * alpha + out["kd"] * (1.0 - alpha)

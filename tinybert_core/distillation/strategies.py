@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from autograd import Tensor, no_grad, optim
 from tinybert_core.distillation import losses as L
+from tinybert_core.models.heads import count_items, masked_lm_loss, next_sentence_loss
 
 STRATEGIES = ("none", "auxiliary", "joint", "progressive")
 ENCODER = r"\.encoder\.layer\."
@@ -44,7 +45,16 @@ class KTOptions:
         return {"fmt_factor": 1.0, "at_factor": 1.0}
 
 
-LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
+# (student, teacher, batch, num_items=None) -> loss terms, the total under "loss". num_items:
+# the masked-token count the MLM and KD means divide by (`masked_lm_loss`); the training loop
+# passes the global batch's average so that gradient accumulation and data parallelism average
+# over tokens, not over micro-batches.
+LossFn = Callable[..., dict[str, Tensor]]
+
+
+def masked_tokens(batch: Any) -> int:
+    """What the MLM and KD means of a pre-training batch average over: its masked tokens."""
+    return count_items(batch.masked_lm_labels())
 
 
 @dataclass
@@ -57,6 +67,11 @@ class Stage:
     warmup_proportion: float = 0.0
     decay: bool = True
     train_mode: bool = True            # dropout on in the student during this stage
+    # What `loss`'s means average over in one batch (pre-training: masked tokens; fine-tuning:
+    # examples). The loop sums it over the global batch and passes `loss` num_items; None: the
+    # loss is called without it, and its mean is taken as it comes (exact only when every
+    # micro-batch and process averages over as many items).
+    items: Callable[[Any], int] | None = None
 
 
 def _inputs(batch: Any) -> dict[str, Any]:
@@ -64,12 +79,13 @@ def _inputs(batch: Any) -> dict[str, Any]:
             "token_type_ids": batch.token_type_ids}
 
 
-def pretraining_loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+def pretraining_loss(student: Any, teacher: Any, batch: Any,
+                     num_items: float | None = None) -> dict[str, Tensor]:
     """MLM at the masked positions + NSP: the baseline and the teacher's objective."""
-    out = student(**_inputs(batch), labels=batch.masked_lm_labels(),
-                  next_sentence_label=batch.next_sentence_labels,
-                  masked_positions=batch.masked_lm_positions)
-    return {"loss": out.loss, "mlm": out.masked_lm_loss, "nsp": out.next_sentence_loss}
+    out = student(**_inputs(batch), masked_positions=batch.masked_lm_positions)
+    mlm = masked_lm_loss(out.prediction_logits, batch.masked_lm_labels(), num_items=num_items)
+    nsp = next_sentence_loss(out.seq_relationship_logits, batch.next_sentence_labels)
+    return {"loss": mlm + nsp, "mlm": mlm, "nsp": nsp}
 
 
 def _teacher_outputs(teacher: Any, batch: Any, heads: bool, features: bool) -> Any:
@@ -82,10 +98,13 @@ def _teacher_outputs(teacher: Any, batch: Any, heads: bool, features: bool) -> A
 
 
 def knowledge_transfer_loss(layers: list[int], opts: KTOptions, num_layers: int) -> LossFn:
-    """FMT + AT summed over `layers` (1-based block indices)."""
+    """FMT + AT summed over `layers` (1-based block indices). Both are means over tensors of
+    the same shape in every process (padded to the global batch's width), so `num_items` has
+    nothing to rescale."""
     factors = opts.kt_factors(num_layers)
 
-    def loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+    def loss(student: Any, teacher: Any, batch: Any,
+             num_items: float | None = None) -> dict[str, Tensor]:
         t_out = _teacher_outputs(teacher, batch, heads=False, features=True)
         s_out = student.base_model(**_inputs(batch), output_hidden_states=True,
                                    output_attentions=True)
@@ -99,7 +118,8 @@ def distillation_loss(opts: KTOptions, kt_layers: list[int] | None = None,
     when `kt_layers` is given (the auxiliary strategy's single objective)."""
     factors = opts.kt_factors(num_layers) if kt_layers else {}
 
-    def loss(student: Any, teacher: Any, batch: Any) -> dict[str, Tensor]:
+    def loss(student: Any, teacher: Any, batch: Any,
+             num_items: float | None = None) -> dict[str, Tensor]:
         features = bool(kt_layers)
         t_out = _teacher_outputs(teacher, batch, heads=True, features=features)
         s_out = student(**_inputs(batch), masked_positions=batch.masked_lm_positions,
@@ -107,7 +127,7 @@ def distillation_loss(opts: KTOptions, kt_layers: list[int] | None = None,
         out = L.pretraining_distillation_loss(
             s_out.prediction_logits, t_out.prediction_logits, batch.masked_lm_labels(),
             s_out.seq_relationship_logits, batch.next_sentence_labels, opts.alpha,
-            opts.temperature)
+            opts.temperature, num_items)
         if kt_layers:
             kt = L.layer_wise_transfer_loss(s_out, t_out, kt_layers, **factors)
             for k, v in kt.items():
@@ -135,17 +155,18 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
     dropout_on = opts.student_dropout  # Google: off while distilling
     if strategy == "none":
         return [Stage("pretrain", kt_steps + pd_steps, pretraining_loss, False,
-                      warmup_proportion=warmup_proportion)]
+                      warmup_proportion=warmup_proportion, items=masked_tokens)]
     pd = Stage("pd", pd_steps, distillation_loss(opts), True,
-               warmup_proportion=warmup_proportion, train_mode=dropout_on)
+               warmup_proportion=warmup_proportion, train_mode=dropout_on, items=masked_tokens)
     if strategy == "auxiliary":
         return [Stage("auxiliary", kt_steps + pd_steps,
                       distillation_loss(opts, every, num_layers), True,
-                      warmup_proportion=warmup_proportion, train_mode=dropout_on)]
+                      warmup_proportion=warmup_proportion, train_mode=dropout_on,
+                      items=masked_tokens)]
     if strategy == "joint":
         return [Stage("joint-kt", kt_steps, knowledge_transfer_loss(every, opts, num_layers), True,
                       _frozen_outside_encoder(), warmup_proportion=warmup_proportion,
-                      train_mode=dropout_on), pd]
+                      train_mode=dropout_on, items=masked_tokens), pd]
     stages = []
     for layer in every:
         scales = [(None, 0.0)]
@@ -156,7 +177,8 @@ def build_stages(strategy: str, num_layers: int, kt_steps_per_layer: int, pd_ste
         # Google's per-phase schedule: a short warm-up, then (nearly) constant.
         stages.append(Stage(f"progressive-layer-{layer}", kt_steps_per_layer,
                             knowledge_transfer_loss([layer], opts, num_layers), True, scales,
-                            warmup_proportion=0.1, decay=False, train_mode=dropout_on))
+                            warmup_proportion=0.1, decay=False, train_mode=dropout_on,
+                            items=masked_tokens))
     return stages + [pd]
 
 

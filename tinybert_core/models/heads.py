@@ -65,15 +65,38 @@ def token_loss(logits: Tensor, labels: Any, name: str = "labels",
     return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX, reduction=reduction)
 
 
-def masked_lm_loss(prediction_logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
+def masked_lm_loss(prediction_logits: Tensor, labels: Any, reduction: str = "mean",
+                   num_items: float | None = None) -> Tensor:
     """BERT's masked-LM loss L_MLM (spec 4.1), the one code path for it: cross-entropy of the
     (..., V) prediction logits against the original ids, mean over the predicted positions.
 
     `labels` has the logits' leading shape and holds -100 wherever nothing is predicted (HF's
     form; for gathered (B, P) logits, the padded prediction slots). reduction="none" gives the
     per-position losses (0 at ignored ones), "sum" their total, for evaluation over batches.
+    `num_items` (with "mean") divides the sum by that count instead of this batch's own: the
+    training step passes the average count per micro-batch and process, so that averaging over
+    micro-batches and processes gives the mean over every masked token of the global batch.
     """
-    return token_loss(prediction_logits, labels, "labels", reduction)
+    loss = token_loss(prediction_logits, labels, "labels", reduction)
+    if num_items is None or reduction != "mean":
+        return loss
+    return rescale_mean(loss, count_items(labels), num_items)
+
+
+def count_items(labels: Any) -> int:
+    """The positions a loss is averaged over: labels that are not IGNORE_INDEX."""
+    arr = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    return int((arr != IGNORE_INDEX).sum())
+
+
+def rescale_mean(mean: Tensor, count: int, num_items: float) -> Tensor:
+    """A mean over `count` items turned into (their sum) / `num_items`; unchanged (the same
+    tensor, so bit for bit) when the two counts agree."""
+    if num_items <= 0:
+        raise ValueError(f"num_items must be positive, got {num_items}")
+    if count == num_items:
+        return mean
+    return mean * (count / num_items)
 
 
 def next_sentence_loss(seq_relationship_logits: Tensor, next_sentence_label: Any,

@@ -27,7 +27,7 @@ from autograd.serialization import load_npz, save_npz
 FORMAT = "tinybert-training-checkpoint/1"
 
 
-def _generator_states(model: nn.Module) -> dict[str, dict[str, Any]]:
+def dropout_states(model: nn.Module) -> dict[str, dict[str, Any]]:
     """Bit-generator state of every Dropout generator, by module name and device."""
     out: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
@@ -68,6 +68,13 @@ def _parse_generators(states: Any, model: nn.Module, where: str
     return out
 
 
+def restore_dropout_states(model: nn.Module, states: Any, where: str = "dropout states") -> None:
+    """Install saved Dropout generator states (all checked first); `where` names the source."""
+    modules = dict(model.named_modules())
+    for name, per_device in _parse_generators(states, model, where).items():
+        modules[name]._generators = per_device
+
+
 def _flatten_data_state(state: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays go to the npz; everything JSON-able goes to meta."""
     arrays, plain = {}, {}
@@ -94,7 +101,7 @@ def save_training_checkpoint(path: str | Path, model: nn.Module, optimizer: Any,
     for key, value in data_arrays.items():
         arrays[f"data/{key}"] = value
     meta = {"format": FORMAT, "step": int(step), "config": config,
-            "generators": _generator_states(model), "data": data_plain, "extra": extra or {}}
+            "generators": dropout_states(model), "data": data_plain, "extra": extra or {}}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8).copy()
     save_npz(path, arrays)
     return path

@@ -8,6 +8,14 @@ gradient accumulation, global-norm clipping, the update), the same step fine-tun
 A non-finite loss stops the run at once, naming the step, the loss term and the first
 parameter whose gradient is not finite. The library never prints: progress goes to `on_step`.
 
+Data parallelism (`data_parallel`, autograd/distributed.py): every process runs this loop on its
+slice of each global batch (data/pretraining.py's `shard`); the masked-token count the losses
+divide by is summed over processes, the gradients are averaged in `optimizer_step`'s
+`reduce_gradients` hook and the logged losses averaged, so N processes train the model one
+process trains at the same global batch. Only rank 0 evaluates, writes metrics.jsonl, the
+checkpoint and the final model; the checkpoint holds every rank's dropout generators, and its
+model, optimizer and data position do not depend on N, so a run resumes with any N.
+
 Fine-tuning (`tinybert_core/finetuning.py`) runs this same loop with its own single stage
 (`stages=`), AdamW (`args.optimizer`), its task's dev-set evaluation (`evaluate=`), and
 `metric_for_best_model`, which keeps the best evaluated weights in OUTPUT_DIR/best.
@@ -23,18 +31,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from autograd import no_grad, optim
+from autograd import optim
+from autograd.distributed import DataParallel
 from autograd.files import atomic_write_text
-from tinybert_core.training.checkpoint import (ResumeMismatch, config_differences,
-                                               load_training_checkpoint,
+from tinybert_core.training.checkpoint import (ResumeMismatch, config_differences, dropout_states,
+                                               load_training_checkpoint, restore_dropout_states,
                                                save_training_checkpoint)
-from tinybert_core.training.run_dir import RunDirectory, open_run_directory
+from tinybert_core.training.run_dir import RunDirectory, open_job_directory
 from tinybert_core.distillation.strategies import KTOptions, Stage, build_stages, stage_schedule
+from tinybert_core.evaluation.baselines import UNIGRAM_FILE, UnigramBaseline
 from tinybert_core.evaluation.mlm import evaluate_mlm
-from tinybert_core.training.step import (TrainingDiverged, first_non_finite_parameter,
-                                         optimizer_step)
+from tinybert_core.training.step import (TrainingDiverged, locate_non_finite, optimizer_step)
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
@@ -44,13 +52,20 @@ OPTIMIZERS = ("lamb", "adamw")
 
 @dataclass
 class TrainingArguments:
-    """Everything a run needs besides the models and the data (defaults fit a laptop)."""
+    """Everything a run needs besides the models and the data.
+
+    The defaults are `tinybert pretrain`'s (the CLI reads them from here): 1000 steps of LAMB
+    at 2e-2 take mobilebert-small on the embedded corpus well past the unigram baseline in a
+    few minutes on 2 cores (README). LAMB changes each weight tensor by at most lr x its norm
+    per step (the trust ratio), so Google's 1e-3, tuned for 500k steps at batch 4096, leaves a
+    run of a few hundred steps at the unigram baseline (issue 9); 5e-2 diverges.
+    """
 
     output_dir: Path
     strategy: str = "none"
-    pd_steps: int = 200                   # steps of the final (or only) stage
+    pd_steps: int = 1000                  # steps of the final (or only) stage
     kt_steps_per_layer: int = 0           # layer-wise transfer steps per student block
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-2
     end_lr_rate: float = 1e-4
     warmup_proportion: float = 0.1
     weight_decay: float = 0.01
@@ -119,8 +134,9 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
           eval_batches: list[Any] | None = None, tokenizer: Any = None,
           on_step: Callable[[dict[str, Any]], None] | None = None, resume: bool = False,
           stop_after: int | None = None, run_dir: RunDirectory | None = None,
-          stages: list[Stage] | None = None,
-          evaluate: Callable[[Any], dict[str, float]] | None = None) -> dict[str, Any]:
+          baseline: UnigramBaseline | None = None, stages: list[Stage] | None = None,
+          evaluate: Callable[[Any], dict[str, float]] | None = None,
+          data_parallel: DataParallel | None = None) -> dict[str, Any]:
     """Train `student` with `args.strategy`, reading batches from the iterator `batches`.
 
     The run, in named steps: plan the stages and open (or resume) the run; then per global
@@ -132,7 +148,12 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
     checkpoint is written), which is how the resume test interrupts a run.
     `run_dir` is the output directory already opened by the caller with `open_run_directory`
     (a recipe opens it before it writes a vocabulary there); None opens it here, locked for
-    the run, so two processes can never train into one directory.
+    the run, so two processes can never train into one directory. `baseline`, the training
+    corpus's unigram counts, is scored next to every held-out MLM evaluation and saved with
+    the model.
+    `data_parallel`: a `DataParallel` when this process is one of several (module docstring);
+    then rank 0 alone holds the directory (`open_job_directory`), `on_step` is called on every
+    process and `eval_batches` / `evaluate` used on rank 0 only.
     Returns a summary with the final evaluation, the best one and the output paths.
     """
     plan = plan_stages(args, student, teacher, stages)
@@ -140,26 +161,32 @@ def train(student: Any, args: TrainingArguments, batches: Any, teacher: Any = No
         raise ValueError(f"train: run_dir {run_dir.path} is not the output_dir "
                          f"{args.output_dir}")
     held = nullcontext(run_dir) if run_dir is not None else \
-        open_run_directory(args.output_dir, resume=resume)
+        open_job_directory(args.output_dir, data_parallel, resume=resume)
     with held:
         return _train(student, teacher, args, plan, batches, eval_batches, tokenizer, on_step,
-                      resume, stop_after, evaluate)
+                      resume, stop_after, evaluate, baseline, data_parallel)
 
 
 def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
            eval_batches: list[Any] | None, tokenizer: Any,
            on_step: Callable[[dict[str, Any]], None] | None, resume: bool,
            stop_after: int | None,
-           evaluate: Callable[[Any], dict[str, float]] | None) -> dict[str, Any]:
-    """`train`'s body, in a directory this process holds."""
-    run = open_run(student, args, plan, batches, resume)
+           evaluate: Callable[[Any], dict[str, float]] | None,
+           baseline: UnigramBaseline | None,
+           data_parallel: DataParallel | None) -> dict[str, Any]:
+    """`train`'s body, in a directory this process (or its job's rank 0) holds."""
+    run = open_run(student, args, plan, batches, resume, data_parallel)
+    main = data_parallel is None or data_parallel.is_main
+    if not main:
+        eval_batches, evaluate = None, None
     if evaluate is None and eval_batches:
         def evaluate(model: Any) -> dict[str, float]:
-            return evaluate_mlm(model, eval_batches)
+            return evaluate_mlm(model, eval_batches, baseline)
     last_eval: dict[str, float] = {}
     current = -1
     try:
-        with open_metrics_log(args.output_dir / METRICS_NAME, run.step, resume) as log:
+        log_path = args.output_dir / METRICS_NAME
+        with open_metrics_log(log_path, run.step, resume) if main else nullcontext(_skip) as log:
             while run.step < plan.total:
                 index, stage = plan.at(run.step)
                 if index != current:
@@ -190,9 +217,16 @@ def _train(student: Any, teacher: Any, args: TrainingArguments, plan: StagePlan,
         summary["best_model_dir"] = str(args.output_dir / BEST_DIR)
     if run.step >= plan.total:
         model_dir = args.output_dir / "model"
-        student.save_pretrained(model_dir, tokenizer=tokenizer)
+        if main:
+            student.save_pretrained(model_dir, tokenizer=tokenizer)
+            if baseline is not None:
+                baseline.save(model_dir / UNIGRAM_FILE)
         summary["model_dir"] = str(model_dir)
     return summary
+
+
+def _skip(record: dict) -> None:
+    """The metrics log of a process other than rank 0."""
 
 
 def plan_stages(args: TrainingArguments, student: Any, teacher: Any,
@@ -227,14 +261,22 @@ class Run:
     plan: StagePlan
     saved_step: int | None = None
     best: dict[str, Any] | None = None    # the best evaluation so far, with its step
+    data_parallel: DataParallel | None = None
 
     def save(self, batches: Any) -> None:
+        """Write the checkpoint (rank 0); under DP, after checking that every process holds the
+        same weights, with every process's dropout generators."""
         stages = [[st.name, st.steps] for st in self.plan.stages]
-        save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
-                                 self.run_config, data_state=batches.state(),
-                                 extra={"args": _jsonable(self.args),
-                                        "strategy": self.args.strategy, "stages": stages,
-                                        "best": self.best})
+        extra: dict[str, Any] = {"args": _jsonable(self.args), "strategy": self.args.strategy,
+                                 "stages": stages, "best": self.best}
+        dp = self.data_parallel
+        if dp is not None:
+            dp.check_in_sync(self.student)
+            extra["data_parallel"] = {"world_size": dp.size, "dropout_states":
+                                      dp.allgather_json(dropout_states(self.student))}
+        if dp is None or dp.is_main:
+            save_training_checkpoint(self.checkpoint, self.student, self.optimizer, self.step,
+                                     self.run_config, data_state=batches.state(), extra=extra)
         self.saved_step = self.step
 
     def last_good(self) -> str:
@@ -259,10 +301,12 @@ class Run:
 
 
 def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: Any,
-             resume: bool) -> Run:
+             resume: bool, data_parallel: DataParallel | None = None) -> Run:
     """The LAMB optimizer with the plan's per-stage schedule, at step 0 of a fresh run or at
     the checkpoint's step (weights, moments, data position, RNG) of a resumed one. (That a
-    fresh run starts in an empty directory is `open_run_directory`'s rule.)"""
+    fresh run starts in an empty directory is `open_run_directory`'s rule.) Under data
+    parallelism every process opens the same run (checked), gets its own dropout stream (its
+    saved one on resume) and rank 0's weights."""
     checkpoint = args.output_dir / CHECKPOINT_NAME
     run_config = student.config.to_dict()
     schedules = [stage_schedule(st, args.learning_rate, args.end_lr_rate) for st in plan.stages]
@@ -274,16 +318,33 @@ def open_run(student: Any, args: TrainingArguments, plan: StagePlan, batches: An
     kind = optim.LAMB if args.optimizer == "lamb" else optim.AdamW
     opt = kind(student, lr=lr_at, eps=args.adam_epsilon, weight_decay=args.weight_decay,
                bias_correction=args.bias_correction)
-    if not resume:
-        return Run(student, opt, 0, checkpoint, run_config, args, plan)
-    if not checkpoint.exists():
-        raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
-    step, _, extra = load_training_checkpoint(
-        checkpoint, student, opt, None,
-        check=lambda meta, data: check_resumable(checkpoint, meta, data, run_config, args,
-                                                 plan, batches))
-    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step=step,
-               best=extra.get("best"))
+    step, extra, saved_step = 0, {}, None
+    if resume:
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint}")
+        step, _, extra = load_training_checkpoint(
+            checkpoint, student, opt, None,
+            check=lambda meta, data: check_resumable(checkpoint, meta, data, run_config, args,
+                                                     plan, batches))
+        saved_step = step
+    dp = data_parallel
+    if dp is not None:
+        join_data_parallel(dp, student, step, batches, extra)
+    return Run(student, opt, step, checkpoint, run_config, args, plan, saved_step,
+               best=extra.get("best"), data_parallel=dp)
+
+
+def join_data_parallel(dp: DataParallel, student: Any, step: int, batches: Any,
+                       extra: dict[str, Any]) -> None:
+    """Every process starts from the same step and data position (checked), with its own
+    dropout stream (its saved one on resume) and rank 0's weights."""
+    dp.check_same("the run's starting step and data position (every process must see "
+                  "--output-dir, e.g. on a shared filesystem)", [step, batches.state()])
+    dp.seed_dropout(student)
+    saved = extra.get("data_parallel", {}).get("dropout_states", [])
+    if 0 < dp.rank < len(saved):
+        restore_dropout_states(student, saved[dp.rank], "the checkpoint's dropout states")
+    dp.broadcast_parameters(student)
 
 
 def check_resumable(checkpoint: Path, meta: dict[str, Any], data_state: dict[str, Any],
@@ -341,49 +402,35 @@ def train_step(student: Any, teacher: Any, run: Run, stage: Stage, batches: Any,
     start = time.perf_counter()
     lr = run.optimizer.current_lr()
     micro = [next(batches) for _ in range(args.gradient_accumulation_steps)]
+    dp = run.data_parallel
+    items = sum(stage.items(b) for b in micro) if stage.items is not None else 0
+    tokens = sum(int(b.attention_mask.sum()) for b in micro)
+    if dp is not None:
+        items, tokens = (int(v) for v in dp.sum([items, tokens]))
+        reduced_s = dp.stats.allreduce_seconds
+    # The items (masked tokens, examples) of an average micro-batch of one process: the
+    # loss means divide by it, so accumulating and averaging give the global batch's mean.
+    num_items = max(items, 1) / ((dp.size if dp else 1) * len(micro))
+
+    def loss(batch: Any) -> dict[str, Any]:
+        if stage.items is None:
+            return stage.loss(student, teacher, batch)
+        return stage.loss(student, teacher, batch, num_items)
+
     try:
-        result = optimizer_step(student, run.optimizer, micro,
-                                lambda batch: stage.loss(student, teacher, batch),
-                                args.max_grad_norm)
+        result = optimizer_step(student, run.optimizer, micro, loss, args.max_grad_norm,
+                                dp.allreduce_gradients if dp is not None else None)
     except TrainingDiverged as e:
         where = "" if e.batch is None else locate_non_finite(student, teacher, e.batch)
         raise TrainingDiverged(f"training diverged at step {run.step + 1} (stage "
                                f"{stage.name}): {e}{where}; {run.last_good()}") from None
+    losses = result.losses if dp is None else dp.average(result.losses)
     seconds = time.perf_counter() - start
-    tokens = sum(int(b.attention_mask.sum()) for b in micro)
-    return {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
-            "seconds": seconds, "tokens_per_s": tokens / seconds, **result.losses}
-
-
-def locate_non_finite(student: Any, teacher: Any, batch: Any) -> str:
-    """Where a forward pass on `batch` first produces NaN or inf, as "; first non-finite
-    output: <module>" (the embeddings, an encoder layer, a head), student first, then teacher.
-    Runs in eval mode without a graph, so no dropout generator advances."""
-    for who, model in (("student", student), ("teacher", teacher)):
-        if model is None:
-            continue
-        was_training = model.training
-        model.eval()
-        try:
-            with no_grad():
-                out = model(batch.input_ids, attention_mask=batch.attention_mask,
-                            token_type_ids=batch.token_type_ids,
-                            masked_positions=batch.masked_lm_positions,
-                            output_hidden_states=True)
-        finally:
-            model.train(was_training)
-        prefix = model.base_model_prefix
-        names = [f"{prefix}.embeddings"] + [f"{prefix}.encoder.layer.{i}"
-                                             for i in range(len(out.hidden_states) - 1)]
-        named = list(zip(names, out.hidden_states)) + [
-            ("cls.predictions", out.prediction_logits),
-            ("cls.seq_relationship", out.seq_relationship_logits)]
-        for name, value in named:
-            if not np.isfinite(value.numpy()).all():
-                bad = first_non_finite_parameter(model)
-                weight = f" (parameter {bad} holds NaN or inf)" if bad else ""
-                return f"; first non-finite output of the {who}: {name}{weight}"
-    return ""
+    record = {"step": run.step + 1, "stage": stage.name, "lr": lr, "grad_norm": result.grad_norm,
+              "seconds": seconds, "tokens_per_s": tokens / seconds, **losses}
+    if dp is not None:
+        record["allreduce_s"] = dp.stats.allreduce_seconds - reduced_s
+    return record
 
 
 @contextmanager

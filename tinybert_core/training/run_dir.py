@@ -21,6 +21,7 @@ The rules, checked in this order:
 4. Stale temp files: every `.NAME.<16 hex>.tmp` that `atomic_open` left behind when a process
    was killed mid-write is removed (under the lock no other process is writing them).
 The training loop's `open_metrics_log` trims metrics.jsonl to the checkpoint's step on resume.
+A data-parallel job opens its directory once, on rank 0 (`open_job_directory`).
 """
 from __future__ import annotations
 
@@ -258,6 +259,26 @@ def _unlock(f: IO[str]) -> None:
         f.close()
 
 
+@contextmanager
+def open_job_directory(path: str | os.PathLike, data_parallel: Any = None,
+                       **kwargs: Any) -> Iterator[RunDirectory]:
+    """`open_run_directory` for a job of one or more processes (`data_parallel`, an
+    autograd.distributed.DataParallel, or None for one process): rank 0 alone takes the lock
+    and applies the rules, the other ranks wait until it has, then get the directory without
+    its lock (they write nothing there). A rule that fails raises on rank 0; the command line
+    then ends the whole job."""
+    if data_parallel is None:
+        with open_run_directory(path, **kwargs) as run_dir:
+            yield run_dir
+    elif data_parallel.is_main:
+        with open_run_directory(path, **kwargs) as run_dir:
+            data_parallel.barrier()
+            yield run_dir
+    else:
+        data_parallel.barrier()
+        yield RunDirectory(Path(path), None, [])
+
+
 def describe_previous(run_dir: RunDirectory) -> str | None:
     """A sentence about a previous run that did not exit cleanly, for the CLI to print."""
     if run_dir.previous is None:
@@ -267,4 +288,4 @@ def describe_previous(run_dir: RunDirectory) -> str | None:
 
 
 __all__ = ["LOCK_NAME", "RunDirectory", "RunDirectoryBusy", "RunDirectoryError",
-           "describe_previous", "open_run_directory"]
+           "describe_previous", "open_job_directory", "open_run_directory"]

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from autograd import nn, optim
+from autograd import nn, no_grad, optim
 from autograd.tensor import Tensor
 
 LossFn = Callable[[Any], dict[str, Tensor]]   # batch -> loss terms, the total under "loss"
@@ -104,3 +104,49 @@ def diverged(model: nn.Module, values: dict[str, float], batch: Any = None) -> T
     where = f"; first non-finite gradient: {grad}" if grad else ""
     terms = ", ".join(bad_terms) if bad_terms else "none (the gradients diverged)"
     return TrainingDiverged(f"non-finite loss terms: {terms}{where}", batch)
+
+
+def locate_non_finite(student: Any, teacher: Any, batch: Any) -> str:
+    """Where a forward pass on `batch` first produces NaN or inf, as "; first non-finite
+    output: <module>" (the embeddings, an encoder layer, a head), student first, then teacher.
+    Runs in eval mode without a graph, so no dropout generator advances. Only a diagnosis:
+    on a batch it cannot replay it says nothing rather than hide the divergence itself."""
+    try:
+        return _locate_non_finite(student, teacher, batch)
+    except Exception:                     # noqa: BLE001 - the caller's message matters more
+        return ""
+
+
+_HEAD_OUTPUTS = (("cls.predictions", "prediction_logits"),
+                 ("cls.seq_relationship", "seq_relationship_logits"),
+                 ("classifier", "logits"), ("qa_outputs", "start_logits"))
+
+
+def _locate_non_finite(student: Any, teacher: Any, batch: Any) -> str:
+    for who, model in (("student", student), ("teacher", teacher)):
+        if model is None:
+            continue
+        kw = {}
+        if getattr(batch, "masked_lm_positions", None) is not None:     # pre-training batches
+            kw["masked_positions"] = batch.masked_lm_positions
+        was_training = model.training
+        model.eval()
+        try:
+            with no_grad():
+                out = model(batch.input_ids, attention_mask=batch.attention_mask,
+                            token_type_ids=batch.token_type_ids, output_hidden_states=True,
+                            **kw)
+        finally:
+            model.train(was_training)
+        prefix = model.base_model_prefix
+        names = [f"{prefix}.embeddings"] + [f"{prefix}.encoder.layer.{i}"
+                                             for i in range(len(out.hidden_states) - 1)]
+        named = list(zip(names, out.hidden_states)) + [
+            (name, getattr(out, field)) for name, field in _HEAD_OUTPUTS
+            if getattr(out, field, None) is not None]
+        for name, value in named:
+            if not np.isfinite(value.numpy()).all():
+                bad = first_non_finite_parameter(model)
+                weight = f" (parameter {bad} holds NaN or inf)" if bad else ""
+                return f"; first non-finite output of the {who}: {name}{weight}"
+    return ""

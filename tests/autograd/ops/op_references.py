@@ -1,12 +1,12 @@
-"""What the op tests share: float64 leaves, the forward check, and the independent plain-NumPy
-`*_expected` references (which never call tinybert code).
+"""What the op tests share: the independent plain-NumPy `*_expected` references (which never
+call tinybert code) and the backends an op with named kernels runs on.
 
-The tests (one file per op family, as in autograd/ops/) check every differentiable op: forward
-against these references, backward by float64 `gradcheck`, over hypothesis-drawn shapes. Binary
-ops broadcast on both sides; reductions run over every axis / keepdims combination; inputs stay
-away from kinks (relu, relu6, abs, max ties) and off the domain edges of log, sqrt and pow, and
-small enough (at most 256 elements) for gradcheck's element-wise mode, except where a shape
-draw happens to be larger.
+The tests (one file per op family, as in autograd/ops/) check every differentiable op with the
+public kit, autograd.testing: forward against these references, backward by float64
+`assert_gradients`, over hypothesis-drawn shapes. Binary ops broadcast on both sides;
+reductions run over every axis / keepdims combination; inputs stay away from kinks (relu,
+relu6, abs, max ties) and off the domain edges of log, sqrt and pow, and small enough (at most
+256 elements) for gradcheck's element-wise mode, except where a shape draw happens to be larger.
 """
 from __future__ import annotations
 
@@ -14,21 +14,10 @@ import math
 
 import numpy as np
 
-from autograd import Tensor
-
-RTOL, ATOL = 1e-10, 1e-12  # float64 forward agreement; only the order of float sums differs
-
-
-def leaf(x, requires_grad: bool = True) -> Tensor:
-    return Tensor(np.array(x, dtype=np.float64), requires_grad=requires_grad)
-
-
-def assert_forward(out: Tensor, expected, rtol: float = RTOL, atol: float = ATOL) -> None:
-    expected = np.asarray(expected, dtype=np.float64)
-    assert isinstance(out, Tensor)
-    assert out.dtype == np.float64
-    assert out.shape == expected.shape, f"shape {out.shape} != expected {expected.shape}"
-    np.testing.assert_allclose(out.numpy(), expected, rtol=rtol, atol=atol)
+# Ops built on named kernels (softmax, layer_norm, NoNorm, cross-entropy, GELU, ReLU, embedding)
+# are checked on both CPU backends: Numba overrides those kernels. Other ops run the same NumPy
+# code on every CPU backend, so their tests use NumPy alone.
+KERNEL_BACKENDS = ("numpy", "numba")
 
 
 # --- independent references --------------------------------------------------------------------

@@ -1,18 +1,24 @@
 """Element-wise ops (autograd/ops/elementwise.py): binary ops broadcasting on both sides,
 unary ops away from their kinks and domain edges, where and masked_fill.
 
-Forward against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
-`gradcheck`, over hypothesis-drawn shapes (Chainer's op-test pattern).
+Written with the public kit, autograd.testing, as a user would test their own op: forward
+against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
+`assert_gradients`, over hypothesis-drawn shapes (Chainer's op-test pattern). `check_op` does
+all three in one call where an op fits its shape.
 """
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import (
+from op_references import KERNEL_BACKENDS, gelu_expected
+
+import autograd.functional as F
+from autograd import Tensor
+from autograd.testing import assert_forward, assert_gradients, check_op, leaf
+from autograd.testing.strategies import (
     arrays,
     away_from,
     binary_shapes,
@@ -22,10 +28,6 @@ from strategies import (
     shapes,
     ternary_shapes,
 )
-
-import autograd.functional as F
-from autograd import Tensor, gradcheck
-from op_references import leaf, assert_forward, gelu_expected
 
 
 # --- element-wise binary ops ---------------------------------------------------------------------
@@ -43,16 +45,12 @@ OPERATORS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda
 
 
 @pytest.mark.parametrize("name", BINARY)
-@given(data=st.data(), shapes=binary_shapes)
-def test_binary_op_broadcasts_both_sides(name, data, shapes):
+def test_binary_op_broadcasts_both_sides(name):
+    # The function and its operator spelling; each non-empty subset of inputs requiring grad.
+    # NumPy only: no kernel runs here, so other CPU backends would repeat the same code.
     op, expected, lhs, rhs = BINARY[name]
-    sa, sb = shapes.input_shapes
-    a, b = data.draw(arrays(sa, lhs)), data.draw(arrays(sb, rhs))
-    grads = data.draw(st.sampled_from([(True, True), (True, False), (False, True)]))
-    ta, tb = leaf(a, grads[0]), leaf(b, grads[1])
-    assert_forward(op(ta, tb), expected(a, b))
-    assert_forward(OPERATORS[name](ta, tb), expected(a, b))
-    gradcheck(op, ta, tb)
+    check_op(op, expected, binary_shapes, [lhs, rhs], aliases=[OPERATORS[name]],
+             grad_subsets=True, backends=["numpy"])
 
 
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow"])
@@ -64,8 +62,8 @@ def test_binary_op_with_python_scalar_on_either_side(name, data, shape, c):
     t = leaf(x)
     assert_forward(fn(t, c), expected(x, np.float64(c)))
     assert_forward(fn(c, t), expected(np.float64(c), x))
-    gradcheck(lambda u: fn(u, c), t)
-    gradcheck(lambda u: fn(c, u), t)
+    assert_gradients(lambda u: fn(u, c), t)
+    assert_gradients(lambda u: fn(c, u), t)
 
 
 @pytest.mark.parametrize("p", [2, 3, -1, 0.5, -1.5, 1.0, 0])
@@ -78,7 +76,7 @@ def test_pow_scalar_exponent(p, data, shape):
     expected = x ** p if float(p).is_integer() else np.exp(p * np.log(x))
     assert_forward(t ** p, expected)
     assert_forward(F.pow(t, p), expected)
-    gradcheck(lambda u: u ** p, t)
+    assert_gradients(lambda u: u ** p, t)
 
 
 def test_pow_scalar_exponent_zero_has_zero_gradient_at_zero():
@@ -109,16 +107,17 @@ METHODS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "sigmoid"
            "relu": "relu", "abs": "abs"}
 
 
+# Ops whose forward and backward are named kernels run on every CPU backend (numba overrides
+# them); the rest are the same NumPy code on every CPU backend.
+KERNEL_OPS = {"relu", "gelu", "gelu_tanh"}
+
+
 @pytest.mark.parametrize("name", UNARY)
-@given(data=st.data(), shape=shapes)
-def test_unary_op(name, data, shape):
+def test_unary_op(name):
     op, expected, elements = UNARY[name]
-    x = data.draw(arrays(shape, elements))
-    t = leaf(x)
-    assert_forward(op(t), expected(x))
-    if name in METHODS:
-        assert_forward(getattr(t, METHODS[name])(), expected(x))
-    gradcheck(op, t)
+    aliases = [lambda t: getattr(t, METHODS[name])()] if name in METHODS else []
+    check_op(op, expected, shapes, elements, aliases=aliases,
+             backends=KERNEL_BACKENDS if name in KERNEL_OPS else ["numpy"])
 
 
 # --- where / masked_fill -------------------------------------------------------------------------
@@ -132,7 +131,7 @@ def test_where(data, shapes):
     assert_forward(F.where(cond, ta, tb), np.where(cond, a, b))
     assert_forward(F.where(Tensor(cond), ta, 0.5), np.where(cond, a, 0.5))
     assert_forward(F.where(cond, -1.5, tb), np.where(cond, -1.5, b))
-    gradcheck(lambda u, v: F.where(cond, u, v), ta, tb)
+    assert_gradients(lambda u, v: F.where(cond, u, v), ta, tb)
 
 
 @given(data=st.data(), shape=shapes, value=floats(-1e4, 1e4))
@@ -142,7 +141,7 @@ def test_masked_fill(data, shape, value):
     mask = data.draw(hnp.arrays(np.bool_, mask_shape))
     t = leaf(x)
     assert_forward(F.masked_fill(t, mask, value), np.where(mask, value, x))
-    gradcheck(lambda u: F.masked_fill(u, mask, value), t)
+    assert_gradients(lambda u: F.masked_fill(u, mask, value), t)
 
 
 def test_masked_fill_with_minus_inf():

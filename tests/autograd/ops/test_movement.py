@@ -1,26 +1,26 @@
 """Movement ops (autograd/ops/movement.py): reshape, permute, concat, stack, split, pad,
 indexing.
 
-Forward against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
-`gradcheck`, over hypothesis-drawn shapes (Chainer's op-test pattern).
+Written with the public kit, autograd.testing: forward against an independent plain-NumPy
+`*_expected` (op_references.py), backward by float64 `assert_gradients`, over hypothesis-drawn
+shapes (Chainer's op-test pattern).
 """
 from __future__ import annotations
-
 
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import (
+
+import autograd.functional as F
+from autograd import Tensor
+from autograd.testing import assert_forward, assert_gradients, leaf
+from autograd.testing.strategies import (
     arrays,
     floats,
     nonscalar_shapes,
     shapes,
 )
-
-import autograd.functional as F
-from autograd import Tensor, gradcheck
-from op_references import leaf, assert_forward
 
 
 # --- movement ------------------------------------------------------------------------------------
@@ -36,7 +36,7 @@ def test_reshape(data, shape):
     assert_forward(F.reshape(t, target), expected)
     assert_forward(t.reshape(*target), expected)
     assert_forward(t.reshape(target), expected)
-    gradcheck(lambda u: F.reshape(u, target), t)
+    assert_gradients(lambda u: F.reshape(u, target), t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
@@ -51,8 +51,8 @@ def test_permute_and_transpose(data, shape):
     assert_forward(t.permute(*perm), np.transpose(x, perm))
     assert_forward(F.transpose(t, i, j), np.swapaxes(x, i, j))
     assert_forward(t.T, np.transpose(x))
-    gradcheck(lambda u: F.permute(u, perm), t)
-    gradcheck(lambda u: F.transpose(u, i, j), t)
+    assert_gradients(lambda u: F.permute(u, perm), t)
+    assert_gradients(lambda u: F.transpose(u, i, j), t)
     if ndim >= 2:
         assert_forward(t.transpose(), np.swapaxes(x, -2, -1))
 
@@ -66,7 +66,7 @@ def test_concat(data, base, sizes):
     ts = [leaf(x) for x in xs]
     expected = np.concatenate(xs, axis=axis)
     assert_forward(F.concat(ts, axis=axis), expected)
-    gradcheck(lambda *us: F.concat(list(us), axis=axis), *ts)
+    assert_gradients(lambda *us: F.concat(list(us), axis=axis), *ts)
 
 
 @given(data=st.data(), shape=shapes, n=st.integers(1, 3))
@@ -75,7 +75,7 @@ def test_stack(data, shape, n):
     xs = [data.draw(arrays(shape)) for _ in range(n)]
     ts = [leaf(x) for x in xs]
     assert_forward(F.stack(ts, axis=axis), np.stack(xs, axis=axis))
-    gradcheck(lambda *us: F.stack(list(us), axis=axis), *ts)
+    assert_gradients(lambda *us: F.stack(list(us), axis=axis), *ts)
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
@@ -98,7 +98,7 @@ def test_split(data, shape):
         index = [slice(None)] * x.ndim
         index[axis] = slice(bounds[k], bounds[k + 1])
         assert_forward(part, x[tuple(index)])
-        gradcheck(lambda u, k=k: F.split(u, sections, axis=axis)[k], t)
+        assert_gradients(lambda u, k=k: F.split(u, sections, axis=axis)[k], t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes, value=floats())
@@ -109,7 +109,7 @@ def test_pad(data, shape, value):
     expected[tuple(slice(a, a + n) for n, (a, _) in zip(shape, width))] = x
     t = leaf(x)
     assert_forward(F.pad(t, width, value=value), expected)
-    gradcheck(lambda u: F.pad(u, width, value=value), t)
+    assert_gradients(lambda u: F.pad(u, width, value=value), t)
 
 
 @given(data=st.data(), shape=shapes)
@@ -118,7 +118,7 @@ def test_getitem_basic_indices(data, shape):
     index = data.draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
     t = leaf(x)
     assert_forward(t[index], x[index])
-    gradcheck(lambda u: u[index], t)
+    assert_gradients(lambda u: u[index], t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
@@ -128,7 +128,7 @@ def test_getitem_integer_arrays_with_repeats(data, shape):
         shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=6)))
     t = leaf(x)
     assert_forward(t[index], x[index])
-    gradcheck(lambda u: u[index], t)
+    assert_gradients(lambda u: u[index], t)
 
 
 def test_getitem_repeated_integer_index_accumulates():
@@ -148,7 +148,7 @@ def test_getitem_boolean_masks(data, shape):
     t = leaf(x)
     assert_forward(t[mask], x[mask])
     assert_forward(t[Tensor(mask)], x[mask])
-    gradcheck(lambda u: u[mask], t)
+    assert_gradients(lambda u: u[mask], t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
@@ -160,4 +160,4 @@ def test_getitem_ellipsis_newaxis_and_array(data, shape):
     t = leaf(x)
     assert_forward(t[index], x[index])
     assert_forward(t[..., None, Tensor(last)], x[index])
-    gradcheck(lambda u: u[index], t)
+    assert_gradients(lambda u: u[index], t)

@@ -1,8 +1,9 @@
 """Neural-network ops (autograd/ops/nn.py): softmax family, normalisations, dropout, embedding,
 losses, and each fused op against its composition.
 
-Forward against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
-`gradcheck`, over hypothesis-drawn shapes (Chainer's op-test pattern).
+Written with the public kit, autograd.testing: forward against an independent plain-NumPy
+`*_expected` (op_references.py), backward by float64 `assert_gradients`, over hypothesis-drawn
+shapes (Chainer's op-test pattern).
 """
 from __future__ import annotations
 
@@ -13,7 +14,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import (
+from op_references import (
+    KERNEL_BACKENDS,
+    cross_entropy_expected,
+    kl_div_expected,
+    layer_norm_expected,
+    log_softmax_expected,
+    softmax_expected,
+)
+
+import autograd.functional as F
+from autograd import Tensor
+from autograd.testing import (
+    assert_forward,
+    assert_fused_matches_composite,
+    assert_gradients,
+    leaf,
+)
+from autograd.testing.strategies import (
     arrays,
     away_from,
     binary_shapes,
@@ -23,18 +41,6 @@ from strategies import (
     spread_rows,
 )
 
-import autograd.functional as F
-from autograd import Tensor, gradcheck
-from op_references import (
-    leaf,
-    assert_forward,
-    softmax_expected,
-    log_softmax_expected,
-    layer_norm_expected,
-    cross_entropy_expected,
-    kl_div_expected,
-)
-
 
 # --- softmax family ------------------------------------------------------------------------------
 
@@ -42,11 +48,12 @@ from op_references import (
 def test_softmax_any_axis(data, shape):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     x = data.draw(arrays(shape, floats(-5.0, 5.0)))
-    t = leaf(x)
-    assert_forward(F.softmax(t, axis=axis), softmax_expected(x, axis))
-    if axis == -1:
-        assert_forward(t.softmax(), softmax_expected(x, axis))
-    gradcheck(lambda u: F.softmax(u, axis=axis), t)
+    for device in KERNEL_BACKENDS:
+        t = leaf(x, device=device)
+        assert_forward(F.softmax(t, axis=axis), softmax_expected(x, axis))
+        if axis == -1:
+            assert_forward(t.softmax(), softmax_expected(x, axis))
+        assert_gradients(lambda u: F.softmax(u, axis=axis), t)
 
 
 @st.composite
@@ -61,22 +68,24 @@ def test_softmax_with_scale_and_additive_mask(data, shape, scale):
     x = data.draw(arrays(shape, floats(-5.0, 5.0)))
     mask = data.draw(hnp.arrays(np.float64, mask_shapes(shape),
                                 elements=st.sampled_from([0.0, 0.0, -np.inf, -1.5, 0.5])))
-    t = leaf(x)
-    out = F.softmax(t, axis=-1, scale=scale, mask=mask)
-    assert_forward(out, softmax_expected(x, -1, scale, mask))
-    assert_forward(F.softmax(t, scale=scale, mask=Tensor(mask)), out.numpy())
-    gradcheck(lambda u: F.softmax(u, axis=-1, scale=scale, mask=mask), t)
+    for device in KERNEL_BACKENDS:
+        t = leaf(x, device=device)
+        out = F.softmax(t, axis=-1, scale=scale, mask=mask)
+        assert_forward(out, softmax_expected(x, -1, scale, mask))
+        assert_forward(F.softmax(t, scale=scale, mask=Tensor(mask)), out.numpy())
+        assert_gradients(lambda u: F.softmax(u, axis=-1, scale=scale, mask=mask), t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
 def test_log_softmax_any_axis(data, shape):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     x = data.draw(arrays(shape, floats(-5.0, 5.0)))
-    t = leaf(x)
-    assert_forward(F.log_softmax(t, axis=axis), log_softmax_expected(x, axis))
-    if axis == -1:
-        assert_forward(t.log_softmax(), log_softmax_expected(x, axis))
-    gradcheck(lambda u: F.log_softmax(u, axis=axis), t)
+    for device in KERNEL_BACKENDS:
+        t = leaf(x, device=device)
+        assert_forward(F.log_softmax(t, axis=axis), log_softmax_expected(x, axis))
+        if axis == -1:
+            assert_forward(t.log_softmax(), log_softmax_expected(x, axis))
+        assert_gradients(lambda u: F.log_softmax(u, axis=axis), t)
 
 
 # --- normalisations ------------------------------------------------------------------------------
@@ -85,32 +94,34 @@ def test_log_softmax_any_axis(data, shape):
        eps=st.sampled_from([1e-12, 1e-5]))
 def test_layer_norm(data, shape, affine, eps):
     x = spread_rows(data.draw(arrays(shape, floats(-1.0, 1.0))))
-    tx = leaf(x)
-    if affine:
-        w, b = data.draw(arrays(shape[-1:])), data.draw(arrays(shape[-1:]))
-        tw, tb = leaf(w), leaf(b)
-        assert_forward(F.layer_norm(tx, tw, tb, eps=eps), layer_norm_expected(x, w, b, eps),
-                       rtol=1e-9, atol=1e-10)
-        gradcheck(lambda u, v, z: F.layer_norm(u, v, z, eps=eps), tx, tw, tb)
-    else:
-        assert_forward(F.layer_norm(tx, eps=eps), layer_norm_expected(x, eps=eps),
-                       rtol=1e-9, atol=1e-10)
-        gradcheck(lambda u: F.layer_norm(u, eps=eps), tx)
+    w, b = data.draw(arrays(shape[-1:])), data.draw(arrays(shape[-1:]))
+    for device in KERNEL_BACKENDS:
+        tx = leaf(x, device=device)
+        if affine:
+            tw, tb = leaf(w, device=device), leaf(b, device=device)
+            assert_forward(F.layer_norm(tx, tw, tb, eps=eps), layer_norm_expected(x, w, b, eps),
+                           rtol=1e-9, atol=1e-10)
+            assert_gradients(lambda u, v, z: F.layer_norm(u, v, z, eps=eps), tx, tw, tb)
+        else:
+            assert_forward(F.layer_norm(tx, eps=eps), layer_norm_expected(x, eps=eps),
+                           rtol=1e-9, atol=1e-10)
+            assert_gradients(lambda u: F.layer_norm(u, eps=eps), tx)
 
 
 @given(data=st.data(), shape=nonscalar_shapes, residual=st.booleans())
 def test_no_norm(data, shape, residual):
     x = data.draw(arrays(shape))
     w, b = data.draw(arrays(shape[-1:])), data.draw(arrays(shape[-1:]))
-    tx, tw, tb = leaf(x), leaf(w), leaf(b)
-    if residual:
-        r = data.draw(arrays(shape))
-        tr = leaf(r)
-        assert_forward(F.no_norm(tx, tw, tb, residual=tr), (x + r) * w + b)
-        gradcheck(lambda u, v, z, q: F.no_norm(u, v, z, residual=q), tx, tw, tb, tr)
-    else:
-        assert_forward(F.no_norm(tx, tw, tb), x * w + b)
-        gradcheck(F.no_norm, tx, tw, tb)
+    r = data.draw(arrays(shape)) if residual else None
+    for device in KERNEL_BACKENDS:
+        tx, tw, tb = leaf(x, device=device), leaf(w, device=device), leaf(b, device=device)
+        if residual:
+            tr = leaf(r, device=device)
+            assert_forward(F.no_norm(tx, tw, tb, residual=tr), (x + r) * w + b)
+            assert_gradients(lambda u, v, z, q: F.no_norm(u, v, z, residual=q), tx, tw, tb, tr)
+        else:
+            assert_forward(F.no_norm(tx, tw, tb), x * w + b)
+            assert_gradients(F.no_norm, tx, tw, tb)
 
 
 # --- dropout -------------------------------------------------------------------------------------
@@ -127,7 +138,7 @@ def test_dropout_fixed_mask_gradcheck(data, shape, p, seed):
     ratio = fn(t).numpy() / x
     assert np.all(np.isclose(ratio, 0.0) | np.isclose(ratio, 1 / (1 - p), rtol=1e-12))
     np.testing.assert_array_equal(fn(t).numpy(), fn(t).numpy())  # the same seed, the same mask
-    gradcheck(fn, t)
+    assert_gradients(fn, t)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
@@ -166,12 +177,13 @@ def test_dropout_seeds_differ():
 def test_embedding(data, vocab, dim, ids_shape):
     w = data.draw(arrays((vocab, dim)))
     ids = data.draw(hnp.arrays(np.int64, ids_shape, elements=st.integers(0, vocab - 1)))
-    tw = leaf(w)
     expected = np.stack([w[i] for i in ids.reshape(-1)]).reshape(ids_shape + (dim,))
-    assert_forward(F.embedding(ids, tw), expected)
-    assert_forward(F.embedding(Tensor(ids), tw), expected)
-    # gradcheck passes integer inputs through untouched
-    gradcheck(lambda u, i: F.embedding(i, u), tw, Tensor(ids))
+    for device in KERNEL_BACKENDS:
+        tw = leaf(w, device=device)
+        assert_forward(F.embedding(ids, tw), expected)
+        assert_forward(F.embedding(Tensor(ids, device=device), tw), expected)
+        # gradcheck passes integer inputs through untouched
+        assert_gradients(lambda u, i: F.embedding(i, u), tw, Tensor(ids, device=device))
 
 
 def test_embedding_repeated_ids_accumulate():
@@ -219,14 +231,14 @@ def test_cross_entropy_class_targets(data, lead, c, reduction, smoothing, ignore
     logits = data.draw(arrays(lead + (c,), floats(-5.0, 5.0)))
     target = data.draw(hnp.arrays(np.int64, lead, elements=st.sampled_from(
         list(range(c)) + [ignore_index])))
-    t = leaf(logits)
     kwargs = {"ignore_index": ignore_index, "reduction": reduction,
               "label_smoothing": smoothing}
-    assert_forward(F.cross_entropy(t, target, **kwargs),
-                   cross_entropy_expected(logits, target, **kwargs))
-    assert_forward(F.cross_entropy(t, Tensor(target), **kwargs),
-                   cross_entropy_expected(logits, target, **kwargs))
-    gradcheck(lambda u: F.cross_entropy(u, target, **kwargs), t)
+    expected = cross_entropy_expected(logits, target, **kwargs)
+    for device in KERNEL_BACKENDS:
+        t = leaf(logits, device=device)
+        assert_forward(F.cross_entropy(t, target, **kwargs), expected)
+        assert_forward(F.cross_entropy(t, Tensor(target, device=device), **kwargs), expected)
+        assert_gradients(lambda u: F.cross_entropy(u, target, **kwargs), t)
 
 
 @given(data=st.data(), lead=hnp.array_shapes(min_dims=1, max_dims=2, max_side=4),
@@ -240,9 +252,9 @@ def test_cross_entropy_soft_targets(data, lead, c, reduction, smoothing):
     kwargs = {"reduction": reduction, "label_smoothing": smoothing}
     assert_forward(F.cross_entropy(t, target, **kwargs),
                    cross_entropy_expected(logits, target, **kwargs))
-    gradcheck(lambda u: F.cross_entropy(u, target, **kwargs), t)
+    assert_gradients(lambda u: F.cross_entropy(u, target, **kwargs), t)
     # the soft target may itself be a tensor that requires grad (a student-teacher pair)
-    gradcheck(lambda u, q: F.cross_entropy(u, q, **kwargs), t, leaf(target))
+    assert_gradients(lambda u, q: F.cross_entropy(u, q, **kwargs), t, leaf(target))
 
 
 def test_cross_entropy_all_ignored_mean_is_zero():
@@ -266,9 +278,9 @@ def test_kl_div(data, shape, reduction, with_zeros):
     p = raw / raw.sum(axis=-1, keepdims=True)
     tq = leaf(log_q)
     assert_forward(F.kl_div(tq, p, reduction=reduction), kl_div_expected(log_q, p, reduction))
-    gradcheck(lambda u: F.kl_div(u, p, reduction=reduction), tq)
+    assert_gradients(lambda u: F.kl_div(u, p, reduction=reduction), tq)
     if not with_zeros:                                   # d/dp p log p is infinite at p = 0
-        gradcheck(lambda u, v: F.kl_div(u, v, reduction=reduction), tq, leaf(p))
+        assert_gradients(lambda u, v: F.kl_div(u, v, reduction=reduction), tq, leaf(p))
 
 
 @given(data=st.data(), shape=nonscalar_shapes)
@@ -281,8 +293,8 @@ def test_kl_from_logits(data, shape):
         expected = np.where(np.exp(lp) > 0, np.exp(lp) * (lp - lq), 0.0).sum() / rows
     ts = leaf(s)
     assert_forward(F.kl_from_logits(ts, t), expected)
-    gradcheck(lambda u: F.kl_from_logits(u, t), ts)
-    gradcheck(lambda u, v: F.kl_from_logits(u, v), ts, leaf(data.draw(arrays(shape))))
+    assert_gradients(lambda u: F.kl_from_logits(u, t), ts)
+    assert_gradients(lambda u, v: F.kl_from_logits(u, v), ts, leaf(data.draw(arrays(shape))))
     with pytest.raises(ValueError, match="target shape"):
         F.kl_from_logits(ts, np.zeros(shape + (2,)))
 
@@ -296,18 +308,11 @@ def test_mse_loss(data, shapes, reduction):
     ta, tb = leaf(a), leaf(b)
     assert_forward(F.mse_loss(ta, tb, reduction=reduction), expected)
     assert_forward(F.mse_loss(ta, b, reduction=reduction), expected)
-    gradcheck(lambda u, v: F.mse_loss(u, v, reduction=reduction), ta, tb)
+    assert_gradients(lambda u, v: F.mse_loss(u, v, reduction=reduction), ta, tb)
 
 
 # --- fused ops equal their compositions (STYLE: "a test asserts the fused op equals the
 #     composite version, forward and backward") --------------------------------------------------
-
-def _grads(fn, *arrays_):
-    ts = [leaf(a) for a in arrays_]
-    out = fn(*ts)
-    out.backward(np.random.default_rng(0).standard_normal(out.shape))
-    return out.numpy(), [t.grad for t in ts]
-
 
 def _softmax_composite(x):
     e = F.exp(x * 0.5 - F.max(x * 0.5, axis=-1, keepdims=True))
@@ -333,17 +338,13 @@ FUSED = {
 def test_fused_op_equals_its_composition(name):
     fused, composite = FUSED[name]
     x = np.random.default_rng(1).standard_normal((3, 3)) * 2
-    y1, (g1,) = _grads(fused, x)
-    y2, (g2,) = _grads(composite, x)
-    np.testing.assert_allclose(y1, y2, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
+    assert_fused_matches_composite(fused, composite, x, rtol=1e-10, atol=1e-12)
 
 
 def test_no_norm_equals_its_composition():
     rng = np.random.default_rng(2)
     x, r, w, b = (rng.standard_normal(s) for s in [(2, 3, 4), (2, 3, 4), (4,), (4,)])
-    y1, g1 = _grads(lambda *t: F.no_norm(t[0], t[2], t[3], residual=t[1]), x, r, w, b)
-    y2, g2 = _grads(lambda *t: (t[0] + t[1]) * t[2] + t[3], x, r, w, b)
-    np.testing.assert_allclose(y1, y2, rtol=1e-12)
-    for a, b_ in zip(g1, g2):
-        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    # atol 0: the fused kernel computes exactly the products the composition does
+    assert_fused_matches_composite(lambda *t: F.no_norm(t[0], t[2], t[3], residual=t[1]),
+                                   lambda *t: (t[0] + t[1]) * t[2] + t[3], x, r, w, b,
+                                   rtol=1e-12, atol=0.0)

@@ -1,8 +1,9 @@
 """What every op owes the engine: gradients for any subset of inputs that require them,
 agreement with PyTorch where it is installed, and no silent float32 -> float64 upcast.
 
-Forward against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
-`gradcheck`, over hypothesis-drawn shapes (Chainer's op-test pattern).
+Written with the public kit, autograd.testing: forward against an independent plain-NumPy
+`*_expected` (op_references.py), backward by float64 `assert_gradients`, over hypothesis-drawn
+shapes (Chainer's op-test pattern).
 """
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import (
+from op_references import log_softmax_expected
+
+import autograd.functional as F
+from autograd import Tensor
+from autograd.testing import assert_gradients, leaf
+from autograd.testing.strategies import (
     arrays,
     floats,
     small_shapes,
 )
-
-import autograd.functional as F
-from autograd import Tensor, gradcheck
-from op_references import leaf, log_softmax_expected
 
 
 # --- multi-input ops with only some inputs requiring grad (the needs_input_grad paths) ----------
@@ -46,7 +48,7 @@ def test_only_some_inputs_require_grad(name):
     for flags in itertools.product([True, False], repeat=len(shapes_)):
         if any(flags):
             ts = [leaf(v, f) for v, f in zip(values, flags)]
-            gradcheck(fn, *ts)
+            assert_gradients(fn, *ts)
             fn(*ts).sum().backward()
             assert all((t.grad is None) == (not f) for t, f in zip(ts, flags))
 

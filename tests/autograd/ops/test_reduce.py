@@ -1,7 +1,8 @@
 """Reductions (autograd/ops/reduce.py) over every axis / keepdims combination, and var.
 
-Forward against an independent plain-NumPy `*_expected` (op_references.py), backward by float64
-`gradcheck`, over hypothesis-drawn shapes (Chainer's op-test pattern).
+Written with the public kit, autograd.testing: forward against an independent plain-NumPy
+`*_expected` (op_references.py), backward by float64 `assert_gradients`, over hypothesis-drawn
+shapes (Chainer's op-test pattern).
 """
 from __future__ import annotations
 
@@ -12,17 +13,17 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import (
+from op_references import var_expected
+
+import autograd.functional as F
+from autograd.testing import assert_forward, assert_gradients, leaf
+from autograd.testing.strategies import (
     arrays,
     axes,
     distinct_arrays,
     nonscalar_shapes,
     shapes,
 )
-
-import autograd.functional as F
-from autograd import gradcheck
-from op_references import leaf, assert_forward, var_expected
 
 
 # --- reductions ----------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def test_reduction_every_axis_and_keepdims(name, axis, keepdims):
     assert_forward(op(t, axis, keepdims), expected(x, axis, keepdims))
     if name in METHOD_REDUCTIONS:
         assert_forward(getattr(t, name)(axis=axis, keepdims=keepdims), expected(x, axis, keepdims))
-    gradcheck(lambda u: op(u, axis, keepdims), t)
+    assert_gradients(lambda u: op(u, axis, keepdims), t)
 
 
 @pytest.mark.parametrize("name", REDUCTIONS)
@@ -71,7 +72,7 @@ def test_reduction_random_shapes(name, data, shape, keepdims):
     x = data.draw(distinct_arrays(shape) if name == "max" else arrays(shape))
     t = leaf(x)
     assert_forward(op(t, axis, keepdims), expected(x, axis, keepdims))
-    gradcheck(lambda u: op(u, axis, keepdims), t)
+    assert_gradients(lambda u: op(u, axis, keepdims), t)
 
 
 @given(data=st.data(), shape=nonscalar_shapes, keepdims=st.booleans())
@@ -82,7 +83,7 @@ def test_var_with_ddof(data, shape, keepdims):
     t = leaf(x)
     assert_forward(F.var(t, axis=axis, keepdims=keepdims, ddof=ddof),
                    var_expected(x, (axis % len(shape),), keepdims, ddof))
-    gradcheck(lambda u: F.var(u, axis=axis, keepdims=keepdims, ddof=ddof), t)
+    assert_gradients(lambda u: F.var(u, axis=axis, keepdims=keepdims, ddof=ddof), t)
 
 
 def test_max_ties_share_the_gradient_equally():

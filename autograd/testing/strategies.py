@@ -1,14 +1,16 @@
-"""Hypothesis strategies shared by the tests: shapes, bounded float arrays, and kink dodging.
+"""Hypothesis strategies for op tests: shapes, bounded float arrays, and kink dodging.
 
-Shapes follow STYLE.md: any array up to 4-d with sides up to 5, pairs of mutually broadcastable
-shapes for binary ops, and the gufunc signature "(m,n),(n,p)->(m,p)" for matmul. Values are
-bounded finite float64 numbers, drawn element by element (`fill=st.nothing()`), so an array is
-never mostly one repeated value.
+These are the strategies tinybert's own op tests draw from. Shapes follow STYLE.md: any array up
+to 4-d with sides up to 5, pairs of mutually broadcastable shapes for binary ops, and the gufunc
+signature "(m,n),(n,p)->(m,p)" for matmul. Values are bounded finite float64 numbers, drawn
+element by element (`fill=st.nothing()`), so an array is never mostly one repeated value.
 
 Non-differentiable points are dodged the way Chainer's `dodge_nondifferentiable` does, but at the
 element level, so no example is ever filtered out: `away_from(kinks)` draws only from the
 intervals at least `margin` from every kink (relu and abs at 0, relu6 at 0 and 6), and
 `distinct_arrays` draws values on a grid with no repeats, so max has no ties.
+
+Needs hypothesis (`pip install "tinybert[testing]"`); nothing else in tinybert does.
 """
 from __future__ import annotations
 
@@ -16,8 +18,14 @@ import itertools
 import math
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as e:  # pragma: no cover - exercised in a subprocess by the kit's tests
+    raise ImportError("autograd.testing needs hypothesis for its strategies and check_op, and "
+                      "it is not installed: pip install \"tinybert[testing]\" (or pip install "
+                      "hypothesis)") from e
 
 MAX_SIDE = 5
 
@@ -89,3 +97,14 @@ def axes(draw, ndim: int):
 
 def size_of(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def grad_flags(n: int) -> st.SearchStrategy[tuple[bool, ...]]:
+    """Which of n inputs require grad: every non-empty subset (the needs_input_grad paths)."""
+    subsets = [f for f in itertools.product([True, False], repeat=n) if any(f)]
+    return st.sampled_from(subsets)
+
+
+__all__ = ["MAX_SIDE", "shapes", "nonscalar_shapes", "small_shapes", "binary_shapes",
+           "ternary_shapes", "matmul_shapes", "floats", "away_from", "positive", "nonzero",
+           "arrays", "distinct_arrays", "spread_rows", "axes", "size_of", "grad_flags"]
