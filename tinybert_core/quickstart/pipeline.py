@@ -87,8 +87,8 @@ class QuickstartSettings:
     kt_steps_per_layer: int = 40
     pd_steps: int = 240
     student_lr: float = 5e-3
-    finetune_epochs: float = 3.0
-    finetune_lr: float = 3e-3
+    finetune_epochs: float = 4.0
+    finetune_lr: float = 1e-3
     finetune_batch_size: int = 32
     max_train_examples: int | None = None
     latency_sentences: int = 32

@@ -174,7 +174,7 @@ def _task_section(task: dict, lat: dict, run: Run) -> list[str]:
           + (" **The fine-tuned student does not beat the majority baseline: it has learned "
              "nothing about the task, and int8 = float says nothing either.**"
              if a <= base else ""), "",
-          f"## Latency (`eval/latency.json`)", "",
+          "## Latency (`eval/latency.json`)", "",
           f"Batch 1, one dev sentence at a time ({lat['sentences']} sentences, "
           f"{lat['float']['mean_tokens']:.1f} tokens on average), median (90th percentile):", "",
           "| model | ms per sentence |", "|---|---|",
