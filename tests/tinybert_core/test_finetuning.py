@@ -13,6 +13,7 @@ import pytest
 from autograd.serialization import load_safetensors, save_safetensors
 from paths import MODEL_FIXTURES
 from tinybert_core import finetuning as FT
+from tinybert_core.training.step import TrainingDiverged
 
 MODEL = MODEL_FIXTURES / "mobilebert-kq-shared"
 WORDS = "the man went to and bought milk at store shop market in was he is as for".split()
@@ -277,3 +278,17 @@ def test_custom_task_labels(files, tmp_path):
         FT.finetune(MODEL, tmp_path / "o", *files, FT.TaskOptions("custom",
                                                                   labels=["pos", "other"]),
                     fast())
+
+
+
+def test_a_diverging_finetune_names_the_first_non_finite_module(files, tmp_path):
+    """At lr 1e30 the first update leaves finite but huge weights and the next forward
+    overflows: the divergence message locates the module on a fine-tuning batch too (it could
+    replay only pre-training batches before), and no checkpoint is written."""
+    with pytest.raises(TrainingDiverged,
+                       match=r"training diverged at step 2 \(stage finetune\): non-finite "
+                             r"loss terms: loss; first non-finite output of the student: "
+                             r"(mobilebert\.|classifier)"):
+        FT.finetune(MODEL, tmp_path / "run", *files, FT.TaskOptions("custom", max_seq_length=32),
+                    fast(lr=1e30, warmup_ratio=0.0))
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
