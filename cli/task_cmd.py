@@ -112,6 +112,9 @@ def _keys(metrics: dict[str, Any], main: str) -> list[str]:
               help="AdamW decoupled weight decay (not on biases and norms).")
 @click.option("--max-grad-norm", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Global gradient-norm clip (0: none).")
+@click.option("--adam-epsilon", type=click.FloatRange(min=0, min_open=True), default=1e-8,
+              show_default=True, help="AdamW's epsilon (HF Trainer's default; Google's BERT "
+              "used 1e-6, which stalls small models).")
 @click.option("--eval-every", type=click.IntRange(min=0), default=0, show_default=True,
               help="Evaluate on --dev-file every N steps (0: every epoch).")
 @click.option("--save-every", type=click.IntRange(min=0), default=0, show_default=True,
@@ -141,7 +144,8 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
     fopts = FT.FinetuneOptions(
         epochs=kw["epochs"], max_steps=kw["max_steps"], batch_size=kw["batch_size"],
         lr=kw["lr"], warmup_ratio=kw["warmup_ratio"], weight_decay=kw["weight_decay"],
-        max_grad_norm=kw["max_grad_norm"], eval_every=kw["eval_every"],
+        max_grad_norm=kw["max_grad_norm"], adam_epsilon=kw["adam_epsilon"],
+        eval_every=kw["eval_every"],
         save_every=kw["save_every"], seed=kw["seed"],
         max_train_examples=kw["max_train_examples"], from_scratch=kw["from_scratch"],
         overwrite_output_dir=kw["overwrite_output_dir"])

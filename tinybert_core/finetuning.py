@@ -91,6 +91,10 @@ class FinetuneOptions:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    # HF Trainer's and torch.optim.AdamW's default. Google's BERT used 1e-6, which damps every
+    # gradient below ~1e-6: on a small model that is most of them early on, and it kept a
+    # 4-layer BERT at the majority class on epistemic where 1e-8 learns (docs/finetuning.md).
+    adam_epsilon: float = 1e-8
     eval_every: int = 0                   # steps; 0 = once per epoch
     save_every: int = 0                   # steps; 0 = once per epoch
     seed: int = 0
@@ -317,7 +321,8 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
     args = TrainingArguments(
         output_dir=output_dir, learning_rate=fopts.lr, end_lr_rate=0.0,
         warmup_proportion=fopts.warmup_ratio, weight_decay=fopts.weight_decay,
-        max_grad_norm=fopts.max_grad_norm, eval_every=fopts.eval_every or per_epoch,
+        max_grad_norm=fopts.max_grad_norm, adam_epsilon=fopts.adam_epsilon,
+        eval_every=fopts.eval_every or per_epoch,
         save_every=fopts.save_every or per_epoch, seed=fopts.seed, optimizer="adamw",
         bias_correction=True, metric_for_best_model=metric if dev else None)
     evaluate = None if dev is None else \

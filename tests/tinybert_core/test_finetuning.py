@@ -292,3 +292,25 @@ def test_a_diverging_finetune_names_the_first_non_finite_module(files, tmp_path)
         FT.finetune(MODEL, tmp_path / "run", *files, FT.TaskOptions("custom", max_seq_length=32),
                     fast(lr=1e30, warmup_ratio=0.0))
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("eps", [None, 1e-6])
+def test_adamw_epsilon_reaches_the_optimizer(monkeypatch, files, tmp_path, eps):
+    """HF Trainer's 1e-8 by default (Google's 1e-6 stalled a 4-layer BERT on epistemic at the
+    majority class: docs/finetuning.md), or what --adam-epsilon says."""
+    seen = {}
+
+    def capture(model, args, *a, **kw):
+        seen["eps"], seen["optimizer"] = args.adam_epsilon, args.optimizer
+        raise _Captured
+
+    monkeypatch.setattr(FT, "train", capture)
+    kw = {} if eps is None else {"adam_epsilon": eps}
+    with pytest.raises(_Captured):
+        FT.finetune(MODEL, tmp_path / "run", *files, FT.TaskOptions("custom", max_seq_length=32),
+                    fast(**kw))
+    assert seen == {"eps": 1e-8 if eps is None else eps, "optimizer": "adamw"}
