@@ -388,7 +388,14 @@ def no_norm_bwd(x, gamma, residual, gy):
 
 # --- the backend: every override, listed ---------------------------------------------------------
 
-numba_backend = Backend("numba", np, kernels={
+class NumbaBackend(Backend):
+    """NumPy arrays, Numba kernels, and an int8 GEMM whose speed depends on the CPU."""
+
+    def int8_gemm_path(self) -> str | None:
+        return numba_int8.fast_path()
+
+
+numba_backend = NumbaBackend("numba", np, kernels={
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
     "cross_entropy_fwd": cross_entropy_fwd, "cross_entropy_bwd": cross_entropy_bwd,

@@ -18,6 +18,10 @@ order the kernels document, so every backend gives the same bits.
 No autograd: the layers return tensors that do not require grad, and refuse an input that
 does (quantized weights have no gradient; quantization-aware training is another matter).
 
+Not every call runs the int8 GEMM: where it would be slower than float32 (a small GEMM, a CPU
+without a fast int8 kernel) `QuantizedLinear` falls back to float32 on its dequantized weight,
+without quantizing its input; `dispatch.py` holds the rule and the switch that forces either.
+
 One activation quantization per tensor, not per layer: `InputQuantizer` is shared by every
 int8 layer of a model and remembers its last two inputs, so the linears that read one tensor
 (MobileBERT's two bottlenecks and the value projection read the block input; query and key
@@ -31,10 +35,12 @@ from typing import Any
 import numpy as np
 
 import backends
+from autograd import functional as F
 from autograd import nn
 from autograd.function import is_grad_enabled
 from autograd.tensor import Tensor
 from backends.int8 import PackedInt8Weights, pack_int8_weights
+from tinybert_core.quantization.dispatch import use_int8
 
 WEIGHT_MAX = 127        # symmetric int8 weights: [-127, 127], zero point 0 (TFLite's spec)
 
@@ -122,10 +128,29 @@ class QuantizedLinear(nn.Module):
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.input_range = None if input_range is None else tuple(map(float, input_range))
         self.quantizer = quantizer
+        self._float: tuple[backends.Backend, Tensor, Tensor | None] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         _inference_only(x, "QuantizedLinear")
-        return self.from_codes(x.backend, *self.quantizer(x, self.input_range))
+        be = x.backend
+        rows = x.data.size // self.in_features if self.in_features else 0
+        if use_int8(be, rows, self.out_features, self.in_features):
+            return self.from_codes(be, *self.quantizer(x, self.input_range))
+        return self.float_forward(x)
+
+    def float_forward(self, x: Tensor, with_bias: bool = True) -> Tensor:
+        """The float32 fallback (tinybert_core/quantization/dispatch.py): y = x (q s)^T + b
+        through the backend's float matmul, on the dequantized weight made the first time
+        (kept on the layer: 4 bytes per weight). The input is not quantized."""
+        be = x.backend
+        if self._float is None or self._float[0] is not be:
+            w = Tensor(self.dequantized_weight(), device=be)
+            b = None if self.bias is None else Tensor(self.bias, device=be)
+            self._float = (be, w, b)
+        _, w, b = self._float
+        if x.dtype != np.float32:                 # the int8 path returns float32 too
+            x = Tensor(x.data.astype(np.float32), device=be)
+        return F.linear(x, w, b if with_bias else None)
 
     def from_codes(self, be: backends.Backend, codes: Any, scale: Any, zero_point: Any,
                    with_bias: bool = True) -> Tensor:
@@ -208,11 +233,18 @@ class QuantizedLMPredictionHead(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """The logits for transform outputs z (..., H)."""
         _inference_only(z, "QuantizedLMPredictionHead")
-        codes, scale, zp = self.quantizer(z, self.decoder.input_range)
-        e, be = self.embedding_size, z.backend
-        logits = self.decoder.from_codes(be, codes[..., :e], scale, zp)              # (..., V)
-        if self.dense is not None:
-            extra = self.dense.from_codes(be, codes[..., e:], scale, zp, with_bias=False)
+        e, be, width = self.embedding_size, z.backend, z.shape[-1]
+        rows = z.data.size // width if width else 0
+        if use_int8(be, rows, self.decoder.out_features, width):    # one decision, both GEMMs
+            codes, scale, zp = self.quantizer(z, self.decoder.input_range)
+            logits = self.decoder.from_codes(be, codes[..., :e], scale, zp)          # (..., V)
+            extra = None if self.dense is None else \
+                self.dense.from_codes(be, codes[..., e:], scale, zp, with_bias=False)
+        else:
+            logits = self.decoder.float_forward(z[..., :e])
+            extra = None if self.dense is None else \
+                self.dense.float_forward(z[..., e:], with_bias=False)
+        if extra is not None:
             logits.data += extra.data                             # a fresh array: ours to add to
         return logits
 
@@ -259,7 +291,8 @@ class PendingLayers:
 
 def model_nbytes(model: nn.Module) -> int:
     """Bytes of every array a model holds (parameters, int8 tables and packed weights, scales,
-    biases), each counted once: what its weights take in memory."""
+    biases, the float32 copies of layers that fell back), each counted once: what its weights
+    take in memory."""
     seen: dict[int, int] = {}
 
     def count(a: Any) -> None:
@@ -276,6 +309,9 @@ def model_nbytes(model: nn.Module) -> int:
         if isinstance(m, (QuantizedLinear, QuantizedEmbedding)):
             for value in vars(m).values():
                 count(value)
+        if isinstance(m, QuantizedLinear) and m._float is not None:   # a fallback's float copy
+            for t in m._float[1:]:
+                count(None if t is None else t.data)
     return sum(seen.values())
 
 
