@@ -37,21 +37,38 @@ _mode = "auto"
 
 
 class Int8Rule(NamedTuple):
-    """The smallest GEMM (rows M x out_features N x in_features K) for which a path's int8
-    layer, its activation quantization included, is faster than the float32 Linear."""
-    min_macs: int           # M * N * K
-    min_out: int            # N
-    min_in: int             # K
+    """When a path's int8 layer (its activation quantization included) beats the float32 Linear,
+    for a GEMM of M rows, N = out_features, K = in_features:
+
+        N >= min_out  and  (M N K >= min_macs  or  (N K >= big_weight  and  M N K >= min_macs_big))
+
+    The int8 call costs ~45 us more than the float32 one whatever its size (quantization pass,
+    argument checks, Python), so it needs enough multiply-adds to win that back; a large
+    weight wins it back sooner, because OpenBLAS's float32 GEMM is slow at a few rows (at
+    768 x 768, M = 2 runs at a tenth of its M = 64 rate) where the int8 kernel is not. With
+    N = 32 the VNNI tile (64 channels) is half empty and float32 won at every M measured."""
+    min_out: int
+    min_macs: int
+    big_weight: int
+    min_macs_big: int
 
 
-# Measured with benchmarks/int8_linear.py (QuantizedLinear dynamic per row, its quantization
-# included, against nn.Linear on the Numba backend, 1 thread; see docs/int8.md for the table).
+# Measured with benchmarks/int8_dispatch.py (docs/int8.md, "When int8 does not pay"): the
+# smallest sizes at which int8 was >= ~1.1x faster than float32 on a 2-core AMD EPYC Zen 4,
+# 1 thread, contended. VNNI: (N, K) = (128, 128) pays from M = 256 (4.2M MACs, 1.25x; M = 128:
+# 0.91x), (128, 32) from M = 1024 (1.21x; M = 512: 0.88x), (128, 512) from M = 16 (1M, 1.11x;
+# M = 8: 0.30x), (512, 512) from M = 8 (2.98x; M = 1: 0.41x); the ymm "avx_vnni" path, forced
+# on the same CPU, within 10% of those (1.22x, 1.11x, 1.08x, 2.88x). AVX2 (emulated: Zen 3 target,
+# OpenBLAS Haswell kernels): (128, 128) from M = 1024 (16.8M, 1.19x; M = 512: 1.02x), (128, 512)
+# from M = 256 (1.22x; M = 128: 1.08x), (512, 512) from M = 8 (2.1M, 1.22x; M = 1: 0.38x).
 RULES: dict[str, Int8Rule] = {
-    "avx512_vnni": Int8Rule(min_macs=1 << 21, min_out=64, min_in=64),
-    "avx_vnni": Int8Rule(min_macs=1 << 21, min_out=64, min_in=64),
-    "avx2": Int8Rule(min_macs=1 << 22, min_out=64, min_in=64),
+    "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 22, big_weight=1 << 16,
+                            min_macs_big=1 << 20),
+    "avx_vnni": Int8Rule(min_out=64, min_macs=1 << 22, big_weight=1 << 16,
+                         min_macs_big=1 << 20),
+    "avx2": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 18, min_macs_big=1 << 21),
 }
-UNMEASURED = Int8Rule(min_macs=1 << 23, min_out=128, min_in=128)   # a path not in RULES
+UNMEASURED = RULES["avx2"]          # a path not in RULES: the most cautious measured rule
 
 
 def _check(mode: str) -> str:
@@ -99,8 +116,10 @@ def int8_pays(be: Any, rows: int, out_features: int, in_features: int) -> bool:
     if path is None:
         return False
     rule = RULES.get(path, UNMEASURED)
-    return (out_features >= rule.min_out and in_features >= rule.min_in
-            and rows * out_features * in_features >= rule.min_macs)
+    weight = out_features * in_features
+    macs = rows * weight
+    return out_features >= rule.min_out and (
+        macs >= rule.min_macs or (weight >= rule.big_weight and macs >= rule.min_macs_big))
 
 
 def use_int8(be: Any, rows: int, out_features: int, in_features: int) -> bool:
