@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 
 import backends
-from autograd import functional as F
 from autograd import nn
 from autograd.function import is_grad_enabled
 from autograd.tensor import Tensor
@@ -128,36 +127,45 @@ class QuantizedLinear(nn.Module):
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.input_range = None if input_range is None else tuple(map(float, input_range))
         self.quantizer = quantizer
-        self._float: tuple[backends.Backend, Tensor, Tensor | None] | None = None
+        self._float: tuple[backends.Backend, Any, Any] | None = None    # (be, q s, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         _inference_only(x, "QuantizedLinear")
+        k = self.in_features
+        if x.ndim < 1 or x.shape[-1] != k:
+            raise ValueError(f"QuantizedLinear: x has shape {x.shape}, the layer takes {k} input "
+                             f"features")
         be = x.backend
-        rows = x.data.size // self.in_features if self.in_features else 0
-        if use_int8(be, rows, self.out_features, self.in_features):
+        if use_int8(be, x.data.size // k if k else 0, self.out_features, k):
             return self.from_codes(be, *self.quantizer(x, self.input_range))
         return self.float_forward(x)
 
     def float_forward(self, x: Tensor, with_bias: bool = True) -> Tensor:
-        """The float32 fallback (tinybert_core/quantization/dispatch.py): y = x (q s)^T + b
-        through the backend's float matmul, on the dequantized weight made the first time
-        (kept on the layer: 4 bytes per weight). The input is not quantized."""
+        """The float32 fallback (tinybert_core/quantization/dispatch.py): y = x (q s)^T + b, the
+        float GEMM `nn.Linear` runs (the same `x2 @ w.T` on the backend's arrays, so the same
+        bits as a float Linear holding q s), on the dequantized weight made the first time and
+        kept on the layer (4 bytes per weight). The input is not quantized. Like the int8 path,
+        it builds no autograd graph: the layer is inference-only."""
         be = x.backend
         if self._float is None or self._float[0] is not be:
-            w = Tensor(self.dequantized_weight(), device=be)
-            b = None if self.bias is None else Tensor(self.bias, device=be)
-            self._float = (be, w, b)
+            b = None if self.bias is None else be.asarray(self.bias)
+            self._float = (be, be.asarray(self.dequantized_weight()), b)
         _, w, b = self._float
-        if x.dtype != np.float32:                 # the int8 path returns float32 too
-            x = Tensor(x.data.astype(np.float32), device=be)
-        return F.linear(x, w, b if with_bias else None)
+        x2 = x.data.reshape(-1, self.in_features)                             # (M, K)
+        if x2.dtype != np.float32:                # the int8 path returns float32 too
+            x2 = x2.astype(np.float32)
+        y = x2 @ w.T                                                          # (M, N)
+        if with_bias and b is not None:
+            y += b
+        # an op's output, made as Function.apply makes them (Tensor() re-checks what is known)
+        return Tensor._from_op(y.reshape(*x.shape[:-1], self.out_features), be, None)
 
     def from_codes(self, be: backends.Backend, codes: Any, scale: Any, zero_point: Any,
                    with_bias: bool = True) -> Tensor:
         """The layer's output for activations already quantized (shared with other layers)."""
         y = be.kernel("int8_matmul")(codes, self.weight, zero_point, scale, self.weight_scale,
                                      self.bias if with_bias else None)
-        return Tensor(y, device=be)
+        return Tensor._from_op(y, be, None)
 
     def int8_weight(self) -> np.ndarray:
         """The (out_features, in_features) int8 weight (unpacked from the GEMM's layout)."""
@@ -310,8 +318,8 @@ def model_nbytes(model: nn.Module) -> int:
             for value in vars(m).values():
                 count(value)
         if isinstance(m, QuantizedLinear) and m._float is not None:   # a fallback's float copy
-            for t in m._float[1:]:
-                count(None if t is None else t.data)
+            for a in m._float[1:]:
+                count(a)
     return sum(seen.values())
 
 

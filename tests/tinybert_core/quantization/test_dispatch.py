@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backends
-from autograd import Tensor, no_grad
+from autograd import Tensor, nn, no_grad
 from backends import numba_int8
 from int8_models import batches, make_model
 from tinybert_core.quantization import (
@@ -117,6 +117,19 @@ def test_fallback_is_x_times_the_dequantized_weight(device, static, m, k, n, bia
     want = x.astype(np.float64) @ w.T + (0 if lin.bias is None else lin.bias)
     assert got.shape == (2, m, n) and got.dtype == np.float32 and got.device == device
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5 * (np.abs(want).max() + 1))
+    float_layer = nn.Linear(k, n, bias=bias).to(device)     # a float Linear holding q s
+    float_layer.weight.data[...] = lin.dequantized_weight()
+    if bias:
+        float_layer.bias.data[...] = lin.bias
+    with no_grad():
+        np.testing.assert_array_equal(got.numpy(), float_layer(Tensor(x, device=device)).numpy())
+
+
+def test_a_wrong_input_width_is_an_error_in_both_paths():
+    lin = layer(4, 6)
+    for mode in ("never", "always"):
+        with no_grad(), int8_dispatch(mode), pytest.raises(ValueError, match="6 input features"):
+            lin(Tensor(np.ones((3, 4), np.float32)))      # 12 values: would reshape to (2, 6)
 
 
 @pytest.mark.parametrize("device", ["numpy", "numba"])
