@@ -15,12 +15,16 @@ All candidates of one batch size are timed interleaved (round-robin, each call a
 idleness so that no candidate runs while another's thread pool still spins), --repeats rounds;
 min and median per candidate, and the speed-ups: `int8_speedup_over_float32` (our best float32
 backend / our int8), `int8_time_over_torch_int8` (ours / PyTorch's, goal <= 1.0), PyTorch's own
-int8 speed-up, and `auto_slower_than_float32`: the `_auto` candidates whose min is more than 5%
-above the best float32 min (the fallback exists to keep this empty).
+int8 speed-up, `int8_auto_over_float32_numba` (time of each `_auto` candidate over the float32
+model on the same backend: what the fallback controls) and `auto_slower_than_float32`: the
+`_auto` candidates whose min is more than 5% above the best float32 min of either backend (for
+a model too small for any int8 GEMM to pay, this compares the Numba backend's float path with
+NumPy's).
 
 Also:
 - `memory`: peak resident memory of a fresh process that loads the float32 or int8 directory
-  and runs one batch-8 forward, with the weights' bytes (`model_nbytes`) and the file size;
+  and runs one batch-8 forward, with the weights' bytes (`model_nbytes`) after loading and
+  after the forward (which adds the float32 copies of layers that fell back), and the file size;
 - `avx2_emulated` (--avx2): the same float32 / int8 comparison in a child process whose Numba
   target is the host CPU without AVX-512 and VNNI (NUMBA_CPU_NAME=znver3 plus
   NUMBA_CPU_FEATURES, as a Zen 3 is) and whose OpenBLAS uses its Haswell (AVX2) kernels
@@ -164,6 +168,10 @@ def bench_ours(config: MobileBertConfig, models: dict[str, Any], args: argparse.
         result: dict[str, Any] = {"times": times, "int8_speedup_over_float32": {
             name: round(best_float / t["min_ms"], 3) for name, t in times.items()
             if name.startswith("int8")}}
+        numba_float = times["float32_numba"]["min_ms"]
+        result["int8_auto_over_float32_numba"] = {
+            name: round(t["min_ms"] / numba_float, 3) for name, t in times.items()
+            if name.endswith("_auto")}
         result["auto_slower_than_float32"] = [
             name for name, t in times.items()
             if name.endswith("_auto") and t["min_ms"] > 1.05 * best_float]
@@ -240,10 +248,12 @@ def memory_child(directory: str, batch: int, seq_len: int) -> None:
     before = peak_rss_mib()
     model = load_model(directory, "base", device="numba")
     loaded = peak_rss_mib()
-    _forward(model, ids_for(model.config, batch, seq_len))
+    weights = model_nbytes(model)
+    _forward(model, ids_for(model.config, batch, seq_len))      # "auto": may add float copies
     print(json.dumps({"peak_rss_before_load_mib": before, "peak_rss_after_load_mib": loaded,
                       "peak_rss_after_forward_mib": peak_rss_mib(),
-                      "weights_mib": round(model_nbytes(model) / 2**20, 2)}))
+                      "weights_mib": round(weights / 2**20, 2),
+                      "weights_after_forward_mib": round(model_nbytes(model) / 2**20, 2)}))
 
 
 def bench_memory(config: MobileBertConfig, models: dict[str, Any], args: argparse.Namespace
