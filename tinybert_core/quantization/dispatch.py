@@ -53,14 +53,15 @@ class Int8Rule(NamedTuple):
     min_macs_big: int
 
 
-# Measured with benchmarks/int8_dispatch.py (docs/int8.md, "When int8 does not pay"): the
-# smallest sizes at which int8 was >= ~1.1x faster than float32 on a 2-core AMD EPYC Zen 4,
-# 1 thread, contended. VNNI: (N, K) = (128, 128) pays from M = 256 (4.2M MACs, 1.25x; M = 128:
-# 0.91x), (128, 32) from M = 1024 (1.21x; M = 512: 0.88x), (128, 512) from M = 16 (1M, 1.11x;
-# M = 8: 0.30x), (512, 512) from M = 8 (2.98x; M = 1: 0.41x); the ymm "avx_vnni" path, forced
-# on the same CPU, within 10% of those (1.22x, 1.11x, 1.08x, 2.88x). AVX2 (emulated: Zen 3 target,
-# OpenBLAS Haswell kernels): (128, 128) from M = 1024 (16.8M, 1.19x; M = 512: 1.02x), (128, 512)
-# from M = 256 (1.22x; M = 128: 1.08x), (512, 512) from M = 8 (2.1M, 1.22x; M = 1: 0.38x).
+# Measured with benchmarks/int8_dispatch.py (docs/int8.md, "When int8 does not pay", has the
+# table): the smallest sizes at which int8 was >= ~1.1x faster than float32 on a 2-core AMD EPYC
+# Zen 4, 1 thread, contended. VNNI: (N, K) = (128, 128) pays from M = 256 (4.2M MACs, 1.26x;
+# M = 128: 0.92x), (128, 32) from M = 1024 (1.19x; M = 512: 0.88x), (128, 512) from M = 16 (1M,
+# 1.07x; M = 8: 0.30x), (512, 512) from M = 8 (2.96x; M = 1: 0.39x); the ymm "avx_vnni" path,
+# forced on the same CPU: 1.24x, 1.12x, 1.07x, 2.92x at those sizes. AVX2 (emulated: Zen 3
+# target, OpenBLAS Haswell kernels): (128, 128) from M = 1024 (16.8M, 1.20x; M = 512: 1.03x),
+# (128, 512) from M = 256 (1.24x; M = 128: 1.09x), (512, 512) from M = 8 (2.1M, 1.22x; M = 1:
+# 0.36x). Under these rules "auto" was within 5% of the faster side at all 270 points measured.
 RULES: dict[str, Int8Rule] = {
     "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 22, big_weight=1 << 16,
                             min_macs_big=1 << 20),
