@@ -4,6 +4,12 @@ the CPU without a fast int8 kernel. The suite runs under "always" (tests/conftes
 tests ask for "auto" or "never" themselves."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -14,6 +20,7 @@ import backends
 from autograd import Tensor, nn, no_grad
 from backends import numba_int8
 from int8_models import batches, make_model
+from paths import ROOT
 from tinybert_core.quantization import (
     InputQuantizer,
     QuantizedLinear,
@@ -243,3 +250,66 @@ def test_dispatch_plan_follows_the_rule_per_layer():
     for row in plan:
         assert row["runs"] == ("int8" if int8_pays(be, row["rows"], row["out_features"],
                                                    row["in_features"]) else "float32")
+
+
+# --- other CPUs, as Numba targets in a child process (as tests/backends/test_int8_matmul.py) ------
+
+_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import backends
+    from autograd import Tensor, no_grad
+    from backends import numba_int8
+    from tinybert_core.quantization import (InputQuantizer, QuantizedLinear, int8_dispatch,
+                                            quantize_weight)
+    be = backends.get_backend("numba")
+    rng = np.random.default_rng(0)
+    q, s = quantize_weight(rng.standard_normal((512, 512)).astype(np.float32))
+    layer = QuantizedLinear(q, s.reshape(-1), None, InputQuantizer())
+    x = rng.standard_normal((1024, 512)).astype(np.float32)
+    with no_grad(), int8_dispatch("auto"):
+        y = layer(Tensor(x, device="numba")).numpy()
+    want = x.astype(np.float64) @ layer.dequantized_weight().T.astype(np.float64)
+    print(json.dumps({"paths": list(numba_int8.available_paths()),
+                      "int8_gemm_path": be.int8_gemm_path(),
+                      "fell_back": layer._float is not None,
+                      "float_error": float(np.abs(y - want).max() / np.abs(want).max())}))
+""")
+
+
+def _child(env: dict) -> dict:
+    done = subprocess.run([sys.executable, "-c", _CHILD], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _features_without(prefixes: tuple[str, ...]) -> str:
+    import llvmlite.binding as ll
+    features = ll.get_host_cpu_features()
+    for name in list(features):
+        if name.startswith(prefixes):
+            features[name] = False
+    return features.flatten()
+
+
+def test_a_cpu_without_avx2_falls_back_even_for_a_big_gemm(tmp_path):
+    """Numba targeting an x86-64 without AVX2 (nor AVX-512, VNNI): only the portable loop is
+    left, so "auto" runs MobileBERT-sized GEMMs in float32 too (and compiles no int8 kernel)."""
+    got = _child({"NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_CPU_NAME": "x86-64",
+                  "NUMBA_CPU_FEATURES": _features_without(("avx2", "avx512", "avxvnni",
+                                                           "amx", "avx10"))})
+    assert got["paths"] == ["portable"] and got["int8_gemm_path"] is None
+    assert got["fell_back"] and got["float_error"] < 1e-5
+
+
+@pytest.mark.slow
+def test_an_avx2_only_cpu_runs_a_big_gemm_int8(tmp_path):
+    if "avx2" not in numba_int8.available_paths():
+        pytest.skip("this CPU has no AVX2 to emulate an AVX2-only machine with")
+    got = _child({"NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_CPU_NAME": "znver3",
+                  "NUMBA_CPU_FEATURES": _features_without(("avx512", "avxvnni", "amx",
+                                                           "avx10"))})
+    assert got["paths"] == ["avx2", "portable"] and got["int8_gemm_path"] == "avx2"
+    assert not got["fell_back"] and 1e-5 < got["float_error"] < 0.05    # int8 arithmetic
