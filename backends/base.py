@@ -89,3 +89,8 @@ class Backend:
         reference runs the integer product as a float64 GEMM), so int8 layers should fall back
         to float32 (`tinybert_core.quantization.dispatch`). Backends with a fast path say so."""
         return None
+
+    def gemm_threads(self) -> int:
+        """How many threads this backend's GEMMs may use (the int8 dispatch compares an int8
+        kernel with a float32 GEMM on that many threads); 1 unless the backend knows more."""
+        return 1

@@ -12,7 +12,7 @@ So each call decides (`use_int8`), in one place, `QuantizedLinear.forward`:
 - mode "auto" (the default): the int8 kernel only where the backend has a fast int8 path on
   this CPU (`Backend.int8_gemm_path()`: the Numba backend's VNNI or AVX2 kernels; not the NumPy
   reference, not "portable", not CuPy, which has no int8 GEMM of its own yet) and the GEMM is
-  large enough for that path (`RULES`); float32 otherwise.
+  large enough for that path and thread count (`RULES`, `RULES_THREADED`); float32 otherwise.
 
 The float32 fallback computes y = x (q s)^T + b through the backend's ordinary float matmul
 (`autograd.functional.linear`), with q s, the dequantized weight, made the first time a layer
@@ -69,7 +69,24 @@ RULES: dict[str, Int8Rule] = {
                          min_macs_big=1 << 20),
     "avx2": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 18, min_macs_big=1 << 21),
 }
-UNMEASURED = RULES["avx2"]          # a path not in RULES: the most cautious measured rule
+# With more than one thread, OpenBLAS's float32 GEMM uses them all from ~2^18 multiply-adds,
+# while the int8 kernel stays on one thread below 2^24 (numba_int8._PARALLEL_MIN: waking the
+# others costs more there), so below 2^24 int8 must beat a multi-threaded float32 GEMM. The same
+# grid with 2 threads (contended, so only indicative; docs/int8.md) moved the VNNI thresholds
+# up: (128, 512) pays from M = 128 (8.4M, 1.16x; M = 64: 0.97x), (512, 128) from M = 64-128
+# (1.08-1.44x), (128, 128) only from M = 1024 (16.8M, 1.02x; M = 2048: 1.23x), (512, 512) still
+# from M = 8 (1.73x). On the emulated AVX2 path the 2-thread grid was too disturbed by the other
+# jobs to read, so AVX2 runs int8 only where its kernel is multi-threaded too (>= 2^24), where
+# its 1-thread lead is >= 1.2x and whole-MobileBERT runs with 2 threads had int8 1.13-1.34x
+# faster. To be confirmed on an idle machine: benchmarks/int8_dispatch.py with 2 threads.
+RULES_THREADED: dict[str, Int8Rule] = {
+    "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
+                            min_macs_big=1 << 23),
+    "avx_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
+                         min_macs_big=1 << 23),
+    "avx2": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 18, min_macs_big=1 << 24),
+}
+UNMEASURED = RULES_THREADED["avx2"]     # a path in neither table: the most cautious rule
 
 
 def _check(mode: str) -> str:
@@ -112,11 +129,11 @@ class int8_dispatch:  # noqa: N801 - used like autograd's no_grad
 
 def int8_pays(be: Any, rows: int, out_features: int, in_features: int) -> bool:
     """What "auto" decides: whether `be` has a fast int8 path here and the GEMM is big enough
-    for it (`RULES`)."""
+    for it (`RULES` on one thread, `RULES_THREADED` when the backend's GEMMs use more)."""
     path = be.int8_gemm_path()
     if path is None:
         return False
-    rule = RULES.get(path, UNMEASURED)
+    rule = (RULES if be.gemm_threads() == 1 else RULES_THREADED).get(path, UNMEASURED)
     weight = out_features * in_features
     macs = rows * weight
     return out_features >= rule.min_out and (
@@ -131,5 +148,5 @@ def use_int8(be: Any, rows: int, out_features: int, in_features: int) -> bool:
     return _mode == "always"
 
 
-__all__ = ["MODES", "ENV_VAR", "Int8Rule", "RULES", "UNMEASURED", "get_int8_dispatch",
-           "set_int8_dispatch", "int8_dispatch", "int8_pays", "use_int8"]
+__all__ = ["MODES", "ENV_VAR", "Int8Rule", "RULES", "RULES_THREADED", "UNMEASURED",
+           "get_int8_dispatch", "set_int8_dispatch", "int8_dispatch", "int8_pays", "use_int8"]

@@ -226,7 +226,7 @@ def dispatch_summary(model: nn.Module, seq_len: int, sizes: Sequence[int] = (1, 
     """`dispatch_plan` at batch sizes `sizes` x `seq_len` tokens, counted per block."""
     be = backends.get_backend(device)
     out: dict[str, Any] = {"backend": be.name, "int8_path": be.int8_gemm_path(),
-                           "seq_len": seq_len, "batches": []}
+                           "threads": be.gemm_threads(), "seq_len": seq_len, "batches": []}
     for batch in sizes:
         plan = dispatch_plan(model, {"input_ids": np.ones((batch, seq_len), np.int64)}, device)
         blocks: dict[str, dict[str, int]] = {}
@@ -244,7 +244,8 @@ def format_dispatch(summary: dict[str, Any]) -> str:
     path = summary["int8_path"]
     lines = [f"int8 dispatch on --backend {summary['backend']} ("
              + (f"int8 path {path}" if path else "no fast int8 path on this CPU: all float32")
-             + f"; --int8-dispatch always forces int8), {summary['seq_len']} tokens:"]
+             + f", {summary['threads']} thread(s); --int8-dispatch always forces int8), "
+             f"{summary['seq_len']} tokens:"]
     for b in summary["batches"]:
         back = [f"{name} {c['float32']}" for name, c in b["blocks"].items() if c["float32"]]
         lines.append(f"  batch {b['batch']}: {b['int8']} of {b['int8'] + b['float32']} layers "

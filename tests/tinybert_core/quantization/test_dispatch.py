@@ -41,13 +41,16 @@ needs_fast_path = pytest.mark.skipif(FAST is None, reason="no fast int8 path on 
 
 
 class _Path:
-    """A stand-in backend that only answers int8_gemm_path (for the pure rule)."""
+    """A stand-in backend that only answers the rule's two questions."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, threads=1):
+        self.path, self.threads = path, threads
 
     def int8_gemm_path(self):
         return self.path
+
+    def gemm_threads(self):
+        return self.threads
 
 
 def layer(n: int, k: int, seed: int = 0, bias: bool = True, input_range=None):
@@ -64,25 +67,44 @@ def counting(monkeypatch, be, name: str) -> list:
     return calls
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("path", sorted(RULES))
-def test_rule_is_float_for_tiny_gemms_and_int8_for_big_ones(path):
-    be = _Path(path)
+def test_rule_is_float_for_tiny_gemms_and_int8_for_big_ones(path, threads):
+    be = _Path(path, threads)
     assert not int8_pays(be, 16, 32, 128)               # the quickstart student's layers
     assert not int8_pays(be, 1, 512, 512)               # one row: the fixed cost dominates
     assert not int8_pays(be, 1 << 20, 32, 512)          # N = 32: float won at every M
     assert int8_pays(be, 1024, 512, 128)                # MobileBERT's FFN at batch 8 x 128
     assert int8_pays(be, 4096, 128, 128)
-    assert not int8_pays(_Path(None), 1 << 16, 3072, 768)   # no fast path: never
+    assert not int8_pays(_Path(None, threads), 1 << 16, 3072, 768)   # no fast path: never
 
 
 @pytest.mark.parametrize("path", sorted(RULES))
 @given(m=st.integers(1, 4096), n=st.integers(1, 4096), k=st.integers(1, 4096),
-       more=st.integers(1, 64))
+       more=st.integers(1, 64), threads=st.sampled_from([1, 2, 16]))
 @settings(max_examples=50, deadline=None)
-def test_rule_never_goes_back_to_float_for_more_rows(path, m, n, k, more):
-    be = _Path(path)
+def test_rule_never_goes_back_to_float_for_more_rows(path, m, n, k, more, threads):
+    be = _Path(path, threads)
     if int8_pays(be, m, n, k):
         assert int8_pays(be, m + more, n, k)
+
+
+@pytest.mark.parametrize("path", sorted(RULES))
+@given(m=st.integers(1, 4096), n=st.integers(1, 4096), k=st.integers(1, 4096))
+@settings(max_examples=50, deadline=None)
+def test_threads_only_ever_send_more_layers_to_float(path, m, n, k):
+    """Below 2^24 multiply-adds the int8 kernel stays on one thread while float32 BLAS uses
+    them all, so a multi-threaded backend needs int8 to win by more."""
+    if int8_pays(_Path(path, 2), m, n, k):
+        assert int8_pays(_Path(path, 1), m, n, k)
+    if m * n * k >= 1 << 24 and n >= 64:
+        assert int8_pays(_Path(path, 2), m, n, k)       # both parallel: the 1-thread lead
+
+
+def test_the_numba_backend_reports_its_thread_pool():
+    import numba
+    assert backends.get_backend("numba").gemm_threads() == numba.config.NUMBA_NUM_THREADS
+    assert backends.get_backend("numpy").gemm_threads() == 1
 
 
 def test_the_switch_is_a_context_manager_and_checks_its_mode():
