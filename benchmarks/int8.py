@@ -67,12 +67,12 @@ import backends  # noqa: E402
 from autograd import no_grad  # noqa: E402
 from tinybert_core import MobileBertConfig, load_model, model_class  # noqa: E402
 from tinybert_core.quantization import (  # noqa: E402
-    QuantizedLinear,
     int8_dispatch,
     model_nbytes,
     move,
     quantize_model,
 )
+from tinybert_core.quantization.report import dispatch_plan  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -196,14 +196,11 @@ def _forward(model: Any, ids: np.ndarray, dispatch: str = "auto") -> Any:
 
 
 def int8_layer_count(model: Any, ids: np.ndarray) -> dict[str, int]:
-    """How many QuantizedLinear calls of one forward run int8 under "auto", and how many fall
-    back (counted by the float32 copies the fallback leaves on its layers)."""
-    layers = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
-    for m in layers:
-        m._float = None
-    _forward(model, ids, "auto")
-    fell_back = sum(m._float is not None for m in layers)
-    return {"int8": len(layers) - fell_back, "float32": fell_back}
+    """How many int8 layer calls of one forward on `ids` run int8 under "auto" here, and how
+    many fall back to float32 (`dispatch_plan`)."""
+    plan = dispatch_plan(model, {"input_ids": ids})
+    runs = [row["runs"] for row in plan]
+    return {"int8": runs.count("int8"), "float32": runs.count("float32")}
 
 
 def _torch_forward(model: Any, ids: Any) -> Any:
