@@ -14,13 +14,13 @@ So each call decides (`use_int8`), in one place, `QuantizedLinear.forward`:
   reference, not "portable", not CuPy, which has no int8 GEMM of its own yet) and the GEMM is
   large enough for that path and thread count (`RULES`, `RULES_THREADED`); float32 otherwise.
 
-The float32 fallback computes y = x (q s)^T + b through the backend's ordinary float matmul
-(`autograd.functional.linear`), with q s, the dequantized weight, made the first time a layer
-falls back and kept on it: a layer that falls back holds a float32 copy of its weight (4 bytes
-per weight, on top of the int8 one); a layer that never falls back never makes one. A fallback
-layer does not quantize its input. Under "auto" a model's output may therefore depend on the
-batch size (a layer can fall back at batch 1 and not at batch 8); "always" gives the int8
-semantics at every size.
+The float32 fallback computes y = x (q s)^T + b with the backend's ordinary float matmul (the
+`x2 @ w.T` that `nn.Linear` runs, without autograd's bookkeeping), with q s, the dequantized
+weight, made the first time a layer falls back and kept on it: a layer that falls back holds a
+float32 copy of its weight (4 bytes per weight, on top of the int8 one); a layer that never
+falls back never makes one. A fallback layer does not quantize its input. Under "auto" a
+model's output may therefore depend on the batch size (a layer can fall back at batch 1 and
+not at batch 8); "always" gives the int8 semantics at every size.
 
 The setting is process-wide, like autograd's grad mode: `with int8_dispatch("always"): ...`,
 or `set_int8_dispatch("never")`. The CLI's `--int8-dispatch` option (environment variable
@@ -46,7 +46,8 @@ class Int8Rule(NamedTuple):
     argument checks, Python), so it needs enough multiply-adds to win that back; a large
     weight wins it back sooner, because OpenBLAS's float32 GEMM is slow at a few rows (at
     768 x 768, M = 2 runs at a tenth of its M = 64 rate) where the int8 kernel is not. With
-    N = 32 the VNNI tile (64 channels) is half empty and float32 won at every M measured."""
+    N = 32 the VNNI tile (64 channels) is half empty and float32 won at nearly every M measured
+    (int8 only at K = 512 and M >= 1024, by at most 1.17x)."""
     min_out: int
     min_macs: int
     big_weight: int
