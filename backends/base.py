@@ -82,3 +82,15 @@ class Backend:
     def rng(self, seed: int | None = None) -> Any:
         """A random generator of this backend's array module (used for dropout masks)."""
         return self.xp.random.default_rng(seed)
+
+    def int8_gemm_path(self) -> str | None:
+        """The name of this backend's fast `int8_matmul` path on this machine, or None when it
+        has none: its int8 GEMM is slower than its float32 GEMM at every size (the NumPy
+        reference runs the integer product as a float64 GEMM), so int8 layers should fall back
+        to float32 (`tinybert_core.quantization.dispatch`). Backends with a fast path say so."""
+        return None
+
+    def gemm_threads(self) -> int:
+        """How many threads this backend's GEMMs may use (the int8 dispatch compares an int8
+        kernel with a float32 GEMM on that many threads); 1 unless the backend knows more."""
+        return 1

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -388,7 +389,20 @@ def no_norm_bwd(x, gamma, residual, gy):
 
 # --- the backend: every override, listed ---------------------------------------------------------
 
-numba_backend = Backend("numba", np, kernels={
+class NumbaBackend(Backend):
+    """NumPy arrays, Numba kernels, and an int8 GEMM whose speed depends on the CPU."""
+
+    def int8_gemm_path(self) -> str | None:
+        return numba_int8.fast_path()
+
+    def gemm_threads(self) -> int:
+        # Numba's pool size (NUMBA_NUM_THREADS, default: the cores), read as a config value
+        # because numba.get_num_threads() costs ~1 us. NumPy's OpenBLAS defaults to the cores
+        # too (OPENBLAS_NUM_THREADS); the benchmarks set both.
+        return numba.config.NUMBA_NUM_THREADS
+
+
+numba_backend = NumbaBackend("numba", np, kernels={
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
     "cross_entropy_fwd": cross_entropy_fwd, "cross_entropy_bwd": cross_entropy_bwd,

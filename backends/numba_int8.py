@@ -90,6 +90,14 @@ def available_paths() -> tuple[str, ...]:
     return tuple(p for p in PATHS if _path_runs(p, features))
 
 
+def fast_path() -> str | None:
+    """The path `int8_matmul` takes here if it beats float32 BLAS on large GEMMs, else None:
+    "portable" does not (0.55-0.75x of float32 OpenBLAS), so a CPU with nothing better
+    should run its int8 layers in float32 (`NumbaBackend.int8_gemm_path`)."""
+    best = available_paths()[0]
+    return None if best == "portable" else best
+
+
 def activation_max() -> int:
     """The largest activation code the fastest path here takes: 255 with VNNI, 127 (7-bit
     activations, `reduce_range`) when the best path is "avx2". Quantizers should use it."""
@@ -477,5 +485,5 @@ def threads_for(work: int) -> Iterator[None]:
         numba.set_num_threads(threads)
 
 
-__all__ = ["PATHS", "available_paths", "activation_max", "target_features", "choose_path",
-           "int8_matmul", "threads_for", "PackedInt8Weights"]
+__all__ = ["PATHS", "available_paths", "fast_path", "activation_max", "target_features",
+           "choose_path", "int8_matmul", "threads_for", "PackedInt8Weights"]

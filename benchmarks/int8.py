@@ -1,21 +1,30 @@
 """MobileBERT forward in int8 against our float32 and against PyTorch's `quantize_dynamic`, as JSON.
 
-MobileBERT (24 layers, random weights, the backbone as `tinybert encode` runs it) at sequence
+MobileBERT (24 layers, random weights, the backbone as `tinybert encode` runs it; --model takes
+any preset or model directory's config, e.g. the quickstart's 4-layer student) at sequence
 length 128, batch 1 and 8:
 - our float32 on the numpy and numba backends;
 - our int8 on the numba backend: dynamic (per-row and per-tensor activations) and static
-  (min/max calibrated on two random batches), all built from the same float weights;
+  (min/max calibrated on two random batches), all built from the same float weights, each
+  twice: `_always` runs every layer's int8 GEMM (`int8_dispatch("always")`), `_auto` lets
+  each layer fall back to float32 where its GEMM is too small for int8 to pay
+  (tinybert_core/quantization/dispatch.py; `int8_layers_auto` counts the layers that run int8);
 - with torch + transformers importable: HF's MobileBertModel holding the same weights, float32
   and `torch.ao.quantization.quantize_dynamic(..., {nn.Linear}, qint8)`.
 All candidates of one batch size are timed interleaved (round-robin, each call after --gap s of
 idleness so that no candidate runs while another's thread pool still spins), --repeats rounds;
 min and median per candidate, and the speed-ups: `int8_speedup_over_float32` (our best float32
 backend / our int8), `int8_time_over_torch_int8` (ours / PyTorch's, goal <= 1.0), PyTorch's own
-int8 speed-up.
+int8 speed-up, `int8_auto_over_float32_numba` (time of each `_auto` candidate over the float32
+model on the same backend: what the fallback controls) and `auto_slower_than_float32`: the
+`_auto` candidates whose min is more than 5% above the best float32 min of either backend (for
+a model too small for any int8 GEMM to pay, this compares the Numba backend's float path with
+NumPy's).
 
 Also:
 - `memory`: peak resident memory of a fresh process that loads the float32 or int8 directory
-  and runs one batch-8 forward, with the weights' bytes (`model_nbytes`) and the file size;
+  and runs one batch-8 forward, with the weights' bytes (`model_nbytes`) after loading and
+  after the forward (which adds the float32 copies of layers that fell back), and the file size;
 - `avx2_emulated` (--avx2): the same float32 / int8 comparison in a child process whose Numba
   target is the host CPU without AVX-512 and VNNI (NUMBA_CPU_NAME=znver3 plus
   NUMBA_CPU_FEATURES, as a Zen 3 is) and whose OpenBLAS uses its Haswell (AVX2) kernels
@@ -57,7 +66,13 @@ sys.path.insert(0, str(ROOT))
 import backends  # noqa: E402
 from autograd import no_grad  # noqa: E402
 from tinybert_core import MobileBertConfig, load_model, model_class  # noqa: E402
-from tinybert_core.quantization import model_nbytes, move, quantize_model  # noqa: E402
+from tinybert_core.quantization import (  # noqa: E402
+    int8_dispatch,
+    model_nbytes,
+    move,
+    quantize_model,
+)
+from tinybert_core.quantization.report import dispatch_plan  # noqa: E402
 
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -138,7 +153,11 @@ def bench_ours(config: MobileBertConfig, models: dict[str, Any], args: argparse.
         ids = ids_for(config, batch, args.seq_len)
         candidates: dict[str, Callable[[], Any]] = {}
         for name, model in models.items():
-            candidates[name] = (lambda m=model: _forward(m, ids))
+            if name.startswith("float"):
+                candidates[name] = (lambda m=model: _forward(m, ids))
+                continue
+            for mode in ("always", "auto"):
+                candidates[f"{name}_{mode}"] = (lambda m=model, d=mode: _forward(m, ids, d))
         if torch_models:
             import torch
             tids = torch.from_numpy(ids)
@@ -149,6 +168,16 @@ def bench_ours(config: MobileBertConfig, models: dict[str, Any], args: argparse.
         result: dict[str, Any] = {"times": times, "int8_speedup_over_float32": {
             name: round(best_float / t["min_ms"], 3) for name, t in times.items()
             if name.startswith("int8")}}
+        numba_float = times["float32_numba"]["min_ms"]
+        result["int8_auto_over_float32_numba"] = {
+            name: round(t["min_ms"] / numba_float, 3) for name, t in times.items()
+            if name.endswith("_auto")}
+        result["auto_slower_than_float32"] = [
+            name for name, t in times.items()
+            if name.endswith("_auto") and t["min_ms"] > 1.05 * best_float]
+        result["int8_layers_auto"] = {
+            name: int8_layer_count(model, ids) for name, model in models.items()
+            if name.startswith("int8")}
         if torch_models:
             result["int8_time_over_torch_int8"] = {
                 name: round(t["min_ms"] / times["torch_int8_dynamic"]["min_ms"], 3)
@@ -161,9 +190,17 @@ def bench_ours(config: MobileBertConfig, models: dict[str, Any], args: argparse.
     return out
 
 
-def _forward(model: Any, ids: np.ndarray) -> Any:
-    with no_grad():
+def _forward(model: Any, ids: np.ndarray, dispatch: str = "auto") -> Any:
+    with no_grad(), int8_dispatch(dispatch):
         return model(ids)
+
+
+def int8_layer_count(model: Any, ids: np.ndarray) -> dict[str, int]:
+    """How many int8 layer calls of one forward on `ids` run int8 under "auto" here, and how
+    many fall back to float32 (`dispatch_plan`)."""
+    plan = dispatch_plan(model, {"input_ids": ids})
+    runs = [row["runs"] for row in plan]
+    return {"int8": runs.count("int8"), "float32": runs.count("float32")}
 
 
 def _torch_forward(model: Any, ids: Any) -> Any:
@@ -208,10 +245,12 @@ def memory_child(directory: str, batch: int, seq_len: int) -> None:
     before = peak_rss_mib()
     model = load_model(directory, "base", device="numba")
     loaded = peak_rss_mib()
-    _forward(model, ids_for(model.config, batch, seq_len))
+    weights = model_nbytes(model)
+    _forward(model, ids_for(model.config, batch, seq_len))      # "auto": may add float copies
     print(json.dumps({"peak_rss_before_load_mib": before, "peak_rss_after_load_mib": loaded,
                       "peak_rss_after_forward_mib": peak_rss_mib(),
-                      "weights_mib": round(model_nbytes(model) / 2**20, 2)}))
+                      "weights_mib": round(weights / 2**20, 2),
+                      "weights_after_forward_mib": round(model_nbytes(model) / 2**20, 2)}))
 
 
 def bench_memory(config: MobileBertConfig, models: dict[str, Any], args: argparse.Namespace

@@ -2,8 +2,9 @@
 
 Each subcommand lives in its own small module of `cli/` and is a thin shell around one library
 function; this file only wires them together. The --backend option (envvar TINYBERT_BACKEND)
-sets the process default backend once, before any subcommand creates a tensor. A process
-started by mpiexec gets its `DataParallel` here too (cli/parallel.py), in `ctx.obj`.
+sets the process default backend once, before any subcommand creates a tensor; --int8-dispatch
+(envvar TINYBERT_INT8_DISPATCH) sets when int8 layers fall back to float32, for the command.
+A process started by mpiexec gets its `DataParallel` here too (cli/parallel.py), in `ctx.obj`.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import click
 import backends
 from autograd.distributed import MPIUnavailable
 from cli import parallel
+from tinybert_core.quantization import dispatch
 
 __version__ = "0.1.0"
 
@@ -48,8 +50,13 @@ _COMMANDS = [
 @click.option("--bucket-cap-mb", type=click.FloatRange(min=0, min_open=True), default=25.0,
               show_default=True, help="Under mpiexec: gradients are averaged in buckets of at "
               "most this many MB (PyTorch DDP's bucket_cap_mb).")
+@click.option("--int8-dispatch", type=click.Choice(dispatch.MODES), envvar=dispatch.ENV_VAR,
+              default="auto", show_default=True, show_envvar=True,
+              help="int8 models: run each layer's int8 GEMM only where it beats float32 (auto), "
+              "always (exact int8 semantics at every batch size), or never (docs/int8.md).")
 @click.pass_context
-def tinybert(ctx: click.Context, backend: str, bucket_cap_mb: float) -> None:
+def tinybert(ctx: click.Context, backend: str, bucket_cap_mb: float, int8_dispatch: str
+             ) -> None:
     """MobileBERT from scratch: autograd, kernels, models and distillation in NumPy.
 
     Under `mpiexec -n N`, pretrain, distill and finetune train data-parallel: each process
@@ -62,6 +69,7 @@ def tinybert(ctx: click.Context, backend: str, bucket_cap_mb: float) -> None:
                                                    bucket_cap_mb)
     except (backends.BackendUnavailable, ValueError, MPIUnavailable) as e:
         raise click.ClickException(str(e)) from e
+    ctx.with_resource(dispatch.int8_dispatch(int8_dispatch))     # restored when the command ends
     ctx.obj = {"data_parallel": data_parallel}
 
 

@@ -89,7 +89,7 @@ def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: 
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from tinybert_core.quantization.report import format_report
+    from tinybert_core.quantization.report import format_dispatch, format_report
     q = summary["quantization_config"]
     disk, memory = summary["bytes_on_disk"], summary["bytes_in_memory"]
     click.echo(f"{summary['architecture']} -> int8 ({q['mode']}, activations "
@@ -105,5 +105,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if "report" in summary:
         click.echo("")
         click.echo(format_report(summary["report"]))
+    click.echo("")
+    click.echo(format_dispatch(summary["int8_dispatch"]))
     click.echo("")
     click.echo(f"wrote {summary['output_dir']} and {summary['report_file']}")

@@ -7,7 +7,8 @@ and is locked while this runs), then: calibration
 batches of real text (the files given, else the validation split of the embedded default
 corpus), post-training quantization (`quantization.ptq.quantize_model`), `save_pretrained` in
 the int8 format, and the error report on the first sequences of the same text, written as
-`quantization_report.json` beside the model.
+`quantization_report.json` beside the model, with `int8_dispatch`: which layers run int8 and
+which fall back to float32 at batch 1 and 8 on this CPU's Numba backend.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tinybert_core.data.calibration import calibration_batches
 from tinybert_core.quantization.checkpoint import quantization_config
 from tinybert_core.quantization.modules import model_nbytes
 from tinybert_core.quantization.ptq import quantize_model, resolve_keep_float
-from tinybert_core.quantization.report import quantization_report
+from tinybert_core.quantization.report import dispatch_summary, quantization_report
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.run_dir import open_run_directory
 
@@ -83,6 +84,7 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
                               if (model_dir / WEIGHTS_NAME).is_file() else None,
                               "int8": (output_dir / WEIGHTS_NAME).stat().st_size},
             "bytes_in_memory": {"float32": model_nbytes(model), "int8": model_nbytes(qmodel)}}
+        summary["int8_dispatch"] = dispatch_summary(qmodel, seq_len)
         if report_sequences:
             rows = [{k: v[i:i + 1] for k, v in b.items()} for b in batches
                     for i in range(len(b["input_ids"]))][:report_sequences]

@@ -63,6 +63,11 @@ def test_quantize_writes_an_int8_model_and_a_report(int8_dirs):
     assert "attention query/key/value" in text and "largest local errors" in text
     assert "static, activations per-tensor, percentile observer" in text
     assert "MiB ->" in text and "argmax agreement" in text
+    dispatch = report["int8_dispatch"]                  # which layers would fall back, per block
+    assert dispatch["backend"] == "numba" and [b["batch"] for b in dispatch["batches"]] == [1, 8]
+    layers = sum(1 for r in report["report"]["layers"] if r["kind"] != "embedding")
+    assert all(b["int8"] + b["float32"] == layers for b in dispatch["batches"])
+    assert "int8 dispatch on --backend numba" in text and "batch 8:" in text
 
 
 def test_quantize_json(corpus, tmp_path):

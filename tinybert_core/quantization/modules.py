@@ -18,6 +18,10 @@ order the kernels document, so every backend gives the same bits.
 No autograd: the layers return tensors that do not require grad, and refuse an input that
 does (quantized weights have no gradient; quantization-aware training is another matter).
 
+Not every call runs the int8 GEMM: where it would be slower than float32 (a small GEMM, a CPU
+without a fast int8 kernel) `QuantizedLinear` falls back to float32 on its dequantized weight,
+without quantizing its input; `dispatch.py` holds the rule and the switch that forces either.
+
 One activation quantization per tensor, not per layer: `InputQuantizer` is shared by every
 int8 layer of a model and remembers its last two inputs, so the linears that read one tensor
 (MobileBERT's two bottlenecks and the value projection read the block input; query and key
@@ -35,6 +39,7 @@ from autograd import nn
 from autograd.function import is_grad_enabled
 from autograd.tensor import Tensor
 from backends.int8 import PackedInt8Weights, pack_int8_weights
+from tinybert_core.quantization.dispatch import use_int8
 
 WEIGHT_MAX = 127        # symmetric int8 weights: [-127, 127], zero point 0 (TFLite's spec)
 
@@ -122,17 +127,45 @@ class QuantizedLinear(nn.Module):
         self.bias = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         self.input_range = None if input_range is None else tuple(map(float, input_range))
         self.quantizer = quantizer
+        self._float: tuple[backends.Backend, Any, Any] | None = None    # (be, q s, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         _inference_only(x, "QuantizedLinear")
-        return self.from_codes(x.backend, *self.quantizer(x, self.input_range))
+        k = self.in_features
+        if x.ndim < 1 or x.shape[-1] != k:
+            raise ValueError(f"QuantizedLinear: x has shape {x.shape}, the layer takes {k} input "
+                             f"features")
+        be = x.backend
+        if use_int8(be, x.data.size // k if k else 0, self.out_features, k):
+            return self.from_codes(be, *self.quantizer(x, self.input_range))
+        return self.float_forward(x)
+
+    def float_forward(self, x: Tensor, with_bias: bool = True) -> Tensor:
+        """The float32 fallback (tinybert_core/quantization/dispatch.py): y = x (q s)^T + b, the
+        float GEMM `nn.Linear` runs (the same `x2 @ w.T` on the backend's arrays, so the same
+        bits as a float Linear holding q s), on the dequantized weight made the first time and
+        kept on the layer (4 bytes per weight). The input is not quantized. Like the int8 path,
+        it builds no autograd graph: the layer is inference-only."""
+        be = x.backend
+        if self._float is None or self._float[0] is not be:
+            b = None if self.bias is None else be.asarray(self.bias)
+            self._float = (be, be.asarray(self.dequantized_weight()), b)
+        _, w, b = self._float
+        x2 = x.data.reshape(-1, self.in_features)                             # (M, K)
+        if x2.dtype != np.float32:                # the int8 path returns float32 too
+            x2 = x2.astype(np.float32)
+        y = x2 @ w.T                                                          # (M, N)
+        if with_bias and b is not None:
+            y += b
+        # an op's output, made as Function.apply makes them (Tensor() re-checks what is known)
+        return Tensor._from_op(y.reshape(*x.shape[:-1], self.out_features), be, None)
 
     def from_codes(self, be: backends.Backend, codes: Any, scale: Any, zero_point: Any,
                    with_bias: bool = True) -> Tensor:
         """The layer's output for activations already quantized (shared with other layers)."""
         y = be.kernel("int8_matmul")(codes, self.weight, zero_point, scale, self.weight_scale,
                                      self.bias if with_bias else None)
-        return Tensor(y, device=be)
+        return Tensor._from_op(y, be, None)
 
     def int8_weight(self) -> np.ndarray:
         """The (out_features, in_features) int8 weight (unpacked from the GEMM's layout)."""
@@ -208,11 +241,18 @@ class QuantizedLMPredictionHead(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """The logits for transform outputs z (..., H)."""
         _inference_only(z, "QuantizedLMPredictionHead")
-        codes, scale, zp = self.quantizer(z, self.decoder.input_range)
-        e, be = self.embedding_size, z.backend
-        logits = self.decoder.from_codes(be, codes[..., :e], scale, zp)              # (..., V)
-        if self.dense is not None:
-            extra = self.dense.from_codes(be, codes[..., e:], scale, zp, with_bias=False)
+        e, be, width = self.embedding_size, z.backend, z.shape[-1]
+        rows = z.data.size // width if width else 0
+        if use_int8(be, rows, self.decoder.out_features, width):    # one decision, both GEMMs
+            codes, scale, zp = self.quantizer(z, self.decoder.input_range)
+            logits = self.decoder.from_codes(be, codes[..., :e], scale, zp)          # (..., V)
+            extra = None if self.dense is None else \
+                self.dense.from_codes(be, codes[..., e:], scale, zp, with_bias=False)
+        else:
+            logits = self.decoder.float_forward(z[..., :e])
+            extra = None if self.dense is None else \
+                self.dense.float_forward(z[..., e:], with_bias=False)
+        if extra is not None:
             logits.data += extra.data                             # a fresh array: ours to add to
         return logits
 
@@ -259,7 +299,8 @@ class PendingLayers:
 
 def model_nbytes(model: nn.Module) -> int:
     """Bytes of every array a model holds (parameters, int8 tables and packed weights, scales,
-    biases), each counted once: what its weights take in memory."""
+    biases, the float32 copies of layers that fell back), each counted once: what its weights
+    take in memory."""
     seen: dict[int, int] = {}
 
     def count(a: Any) -> None:
@@ -276,6 +317,9 @@ def model_nbytes(model: nn.Module) -> int:
         if isinstance(m, (QuantizedLinear, QuantizedEmbedding)):
             for value in vars(m).values():
                 count(value)
+        if isinstance(m, QuantizedLinear) and m._float is not None:   # a fallback's float copy
+            for a in m._float[1:]:
+                count(a)
     return sum(seen.values())
 
 

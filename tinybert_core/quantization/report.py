@@ -14,21 +14,34 @@ Summaries per block (`blocks`: bottlenecks, attention Q/K/V, attention output, F
 bottleneck, heads; MobileBERT Figure 1 / HF's names) and per depth (`depth`), the worst
 layers, and the model's final output (relative error, cosine, argmax agreement) follow.
 
+The errors are those of the int8 arithmetic: every layer runs its int8 GEMM while they are
+measured (`int8_dispatch("always")`), whatever it would do at run time. `dispatch_summary` says
+what it would do: for a typical call (batch 1 and 8 at the model's sequence length), which
+layers run int8 and which fall back to float32 on the Numba backend of this CPU
+(tinybert_core/quantization/dispatch.py).
+
 Sequences are run one at a time (the float outputs of every layer for one sequence are held
 while the int8 model runs it), so memory stays small even for the 24-layer model.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
+import backends
 from autograd import nn
 from autograd.function import no_grad
 from autograd.tensor import Tensor
-from tinybert_core.quantization.modules import QuantizedEmbedding, get_submodule
+from tinybert_core.quantization.dispatch import int8_dispatch, int8_pays
+from tinybert_core.quantization.modules import (
+    QuantizedEmbedding,
+    QuantizedLinear,
+    QuantizedLMPredictionHead,
+    get_submodule,
+)
 from tinybert_core.quantization.ptq import units, watching
 
 BLOCKS = [   # (pattern on the layer name, block); first match wins
@@ -136,7 +149,7 @@ def quantization_report(float_model: nn.Module, int8_model: nn.Module,
         float_watch.update(float_side(name, layers[name]))
         int8_watch.update(int8_side(name, layers[name]))
     seen = 0
-    with no_grad():
+    with no_grad(), int8_dispatch("always"):
         for batch in batches:
             for row in range(len(batch["input_ids"])):
                 if seen >= max_sequences:
@@ -173,6 +186,71 @@ def quantization_report(float_model: nn.Module, int8_model: nn.Module,
             "worst": sorted((r for r in rows if "local" in r),
                             key=lambda r: -r["local"]["rel_error"])[:8],
             "output": output}
+
+
+def dispatch_plan(model: nn.Module, inputs: dict[str, Any], device: str = "numba"
+                  ) -> list[dict[str, Any]]:
+    """Which int8 layers of `model` would run int8 and which fall back to float32 under
+    "auto" on `device`'s backend, for a forward on `inputs`: one row per layer call (name,
+    rows M, out_features N, in_features K, "int8" or "float32"). The forward runs on the
+    model's own backend, in float32 ("never": the fastest), and leaves no float32 copies."""
+    be = backends.get_backend(device)
+    heads = {n for n, m in model.named_modules() if isinstance(m, QuantizedLMPredictionHead)}
+    shapes: dict[str, tuple] = {}
+    watch: dict[str, tuple] = {}
+    for name, m in model.named_modules():
+        if isinstance(m, QuantizedLinear) and name.rpartition(".")[0] not in heads:
+            watch[name] = (lambda x, n=name: shapes.__setitem__(n, x.shape), None)
+    for head in heads:             # one decision for both GEMMs, on the transform's output
+        watch[f"{head}.transform"] = (None, lambda x, y, n=head: shapes.__setitem__(n, y.shape))
+    layers = [m for m in model.modules() if isinstance(m, QuantizedLinear)]
+    kept = [m._float for m in layers]
+    try:
+        with no_grad(), int8_dispatch("never"), watching(model, watch):
+            model(**inputs)
+    finally:
+        for m, f in zip(layers, kept):
+            m._float = f
+    plan = []
+    for name, shape in shapes.items():
+        m = get_submodule(model, name)
+        n = m.decoder.out_features if name in heads else m.out_features
+        k, rows = shape[-1], int(np.prod(shape[:-1]))
+        plan.append({"name": name, "rows": rows, "out_features": n, "in_features": k,
+                     "runs": "int8" if int8_pays(be, rows, n, k) else "float32"})
+    return plan
+
+
+def dispatch_summary(model: nn.Module, seq_len: int, sizes: Sequence[int] = (1, 8),
+                     device: str = "numba") -> dict[str, Any]:
+    """`dispatch_plan` at batch sizes `sizes` x `seq_len` tokens, counted per block."""
+    be = backends.get_backend(device)
+    out: dict[str, Any] = {"backend": be.name, "int8_path": be.int8_gemm_path(),
+                           "threads": be.gemm_threads(), "seq_len": seq_len, "batches": []}
+    for batch in sizes:
+        plan = dispatch_plan(model, {"input_ids": np.ones((batch, seq_len), np.int64)}, device)
+        blocks: dict[str, dict[str, int]] = {}
+        for row in plan:
+            counts = blocks.setdefault(block_of(row["name"])[0], {"int8": 0, "float32": 0})
+            counts[row["runs"]] += 1
+        out["batches"].append({"batch": batch, "int8": sum(c["int8"] for c in blocks.values()),
+                               "float32": sum(c["float32"] for c in blocks.values()),
+                               "blocks": blocks})
+    return out
+
+
+def format_dispatch(summary: dict[str, Any]) -> str:
+    """One line per batch size: how many layers run int8, and the blocks that fall back."""
+    path = summary["int8_path"]
+    lines = [f"int8 dispatch on --backend {summary['backend']} ("
+             + (f"int8 path {path}" if path else "no fast int8 path on this CPU: all float32")
+             + f", {summary['threads']} thread(s); --int8-dispatch always forces int8), "
+             f"{summary['seq_len']} tokens:"]
+    for b in summary["batches"]:
+        back = [f"{name} {c['float32']}" for name, c in b["blocks"].items() if c["float32"]]
+        lines.append(f"  batch {b['batch']}: {b['int8']} of {b['int8'] + b['float32']} layers "
+                     f"int8" + (f"; float32: {', '.join(back)}" if back else ""))
+    return "\n".join(lines)
 
 
 def _summary(rows: list[dict], key: str) -> list[dict[str, Any]]:
@@ -228,4 +306,5 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BLOCKS", "block_of", "quantization_report", "format_report"]
+__all__ = ["BLOCKS", "block_of", "quantization_report", "format_report", "dispatch_plan",
+           "dispatch_summary", "format_dispatch"]

@@ -110,7 +110,9 @@ def _encode(tokenizer: Any, ex: Any, max_len: int) -> np.ndarray:
 def latency(ctx: Any, bar: Any) -> dict[str, Any]:
     """Milliseconds per sentence at batch 1 (median, and the spread), float vs int8."""
     sentences = _dev_sentences(ctx, ctx.s.latency_sentences)
-    result: dict[str, Any] = {"sentences": len(sentences), "batch_size": 1}
+    from tinybert_core.quantization import get_int8_dispatch
+    result: dict[str, Any] = {"sentences": len(sentences), "batch_size": 1,
+                              "int8_dispatch": get_int8_dispatch()}
     for name, stage in (("float", "finetune"), ("int8", "quantize")):
         model, tok = _classifier(ctx, stage)
         ids = [_encode(tok, ex, ctx.s.max_seq_length) for ex in sentences]

@@ -181,8 +181,16 @@ def _task_section(task: dict, lat: dict, run: Run) -> list[str]:
           f"| float32 | {lat['float']['median_ms']:.2f} ({lat['float']['p90_ms']:.2f}) |",
           f"| int8 | {lat['int8']['median_ms']:.2f} ({lat['int8']['p90_ms']:.2f}) |", "",
           f"int8 speed-up: {lat['speedup']:.2f}x (a model this small is dominated by per-op "
-          f"overhead, not by matmul arithmetic; measured on a shared machine).", ""]
+          f"overhead, not by matmul arithmetic; measured on a shared machine"
+          + (f"; `--int8-dispatch {lat['int8_dispatch']}`: {_DISPATCH[lat['int8_dispatch']]}"
+             if "int8_dispatch" in lat else "") + ").", ""]
     return L
+
+
+_DISPATCH = {"always": "every layer ran its int8 GEMM",
+             "auto": "layers whose GEMM is too small for int8 to pay ran in float32 "
+                     "(docs/int8.md)",
+             "never": "every layer ran in float32 on its dequantized weights"}
 
 
 def _compare_section(c: dict, root: Path, pictures: list[str] | None, load_npz: Any
