@@ -73,21 +73,23 @@ RULES: dict[str, Int8Rule] = {
 # With more than one thread, OpenBLAS's float32 GEMM uses them all from ~2^18 multiply-adds,
 # while the int8 kernel stays on one thread below 2^24 (numba_int8._PARALLEL_MIN: waking the
 # others costs more there), so below 2^24 int8 must beat a multi-threaded float32 GEMM. The same
-# grid with 2 threads (contended, so only indicative; docs/int8.md) moved the VNNI thresholds
-# up: (128, 512) pays from M = 128 (8.4M, 1.16x; M = 64: 0.97x), (512, 128) from M = 64-128
-# (1.08-1.44x), (128, 128) only from M = 1024 (16.8M, 1.02x; M = 2048: 1.23x), (512, 512) still
-# from M = 8 (1.73x). On the emulated AVX2 path the 2-thread grid was too disturbed by the other
-# jobs to read, so AVX2 runs int8 only where its kernel is multi-threaded too (>= 2^24), where
-# its 1-thread lead is >= 1.2x and whole-MobileBERT runs with 2 threads had int8 1.13-1.34x
-# faster. To be confirmed on an idle machine: benchmarks/int8_dispatch.py with 2 threads.
+# grid with 2 threads, idle (2026-11-30 03:07 UTC, /work/artifacts/bench-1130/; docs/int8.md):
+# VNNI int8 beats the 2-thread float32 GEMM from about 2^23-2^24 multiply-adds ((128, 512) from
+# M = 128: 1.75x; (512, 128) from M = 64: 1.77x; (128, 128) from M = 1024: 1.08x; (512, 512)
+# from M = 8: 1.92x), so these rules never pick a slower int8 there (they leave some of int8's
+# lead at 2^20-2^23 unused). On the emulated AVX2 path, 2 threads, int8 lost at every size
+# measured (0.54-0.92x of float32 from 2^24 up: OpenBLAS's Haswell float32 kernel on two
+# threads beats our 7-bit AVX2 kernel), and whole-MobileBERT forwards ran 0.83-0.87x at batch
+# 8, so AVX2 with more than one thread never runs int8 ("auto" is float32 there).
+NEVER = Int8Rule(min_out=1 << 62, min_macs=1 << 62, big_weight=1 << 62, min_macs_big=1 << 62)
 RULES_THREADED: dict[str, Int8Rule] = {
     "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
                             min_macs_big=1 << 23),
     "avx_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
                          min_macs_big=1 << 23),
-    "avx2": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 18, min_macs_big=1 << 24),
+    "avx2": NEVER,
 }
-UNMEASURED = RULES_THREADED["avx2"]     # a path in neither table: the most cautious rule
+UNMEASURED = NEVER      # a path in neither table: never int8
 
 
 def _check(mode: str) -> str:
@@ -149,5 +151,5 @@ def use_int8(be: Any, rows: int, out_features: int, in_features: int) -> bool:
     return _mode == "always"
 
 
-__all__ = ["MODES", "ENV_VAR", "Int8Rule", "RULES", "RULES_THREADED", "UNMEASURED",
+__all__ = ["MODES", "ENV_VAR", "Int8Rule", "RULES", "RULES_THREADED", "NEVER", "UNMEASURED",
            "get_int8_dispatch", "set_int8_dispatch", "int8_dispatch", "int8_pays", "use_int8"]
