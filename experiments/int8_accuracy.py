@@ -24,6 +24,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autograd.serialization import atomic_write_text  # noqa: E402
+
 MODES = {"dynamic-per-row": ["--mode", "dynamic", "--activations", "per-row"],
          "dynamic-per-tensor": ["--mode", "dynamic", "--activations", "per-tensor"],
          "static-minmax": ["--mode", "static", "--observer", "minmax"],
@@ -47,7 +51,7 @@ def calibration_text(train_file: Path, rows: int, out: Path) -> Path:
                 break
             lines += [row[k] for k in ("sentence1", "sentence2", "sentence") if row.get(k)]
     path = out / "calibration.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -81,7 +85,7 @@ def main() -> None:
                                                                     f"{dispatch}"))
             scores[f"{mode}/{dispatch}"] = res["metrics"]
         print(json.dumps({mode: scores[f"{mode}/always"]}), flush=True)
-    (args.out / "int8_accuracy.json").write_text(json.dumps(scores, indent=2) + "\n")
+    atomic_write_text(args.out / "int8_accuracy.json", json.dumps(scores, indent=2) + "\n")
     print(json.dumps(scores, indent=2))
 
 
