@@ -15,6 +15,7 @@ from autograd.ops import elementwise as E
 from autograd.ops import matmul as M
 from autograd.ops import movement as V
 from autograd.ops import nn as N
+from autograd.ops import quantize as Q
 from autograd.ops import reduce as R
 from autograd.ops.reduce import normalize_axes
 from autograd.tensor import Tensor, as_tensor
@@ -296,6 +297,18 @@ def embedding(ids: Any, weight: Tensor, name: str = "ids", padding_idx: int | No
     gradient to row `padding_idx` (torch's `padding_idx`: padding tokens do not train it)."""
     ids = ids.data if isinstance(ids, Tensor) else weight.backend.asarray(ids)
     return N.Embedding.apply(weight, ids=ids, name=name, padding_idx=padding_idx)
+
+
+def fake_quantize(x: Tensor, scale: Any, zero_point: Any, qmin: int, qmax: int) -> Tensor:
+    """(clip(rint(x / scale) + zero_point, qmin, qmax) - zero_point) * scale: x rounded to the
+    values an int8 model computes with, in its operation order (autograd/ops/quantize.py).
+    `scale` (> 0) and `zero_point` are constants broadcast against x (per tensor, per row, per
+    channel). Backward is the straight-through estimator: gradient 1 where the code
+    rint(x / scale) + zero_point lies in [qmin, qmax], 0 where it was clipped."""
+    def raw(a: Any) -> Any:
+        return x.backend.asarray(a.data if isinstance(a, Tensor) else a)
+    return Q.FakeQuantize.apply(x, scale=raw(scale), zero_point=raw(zero_point),
+                                qmin=int(qmin), qmax=int(qmax))
 
 
 def cross_entropy(logits: Tensor, target: Any, ignore_index: int = -100,

@@ -23,6 +23,7 @@ from autograd.ops import elementwise as E
 from autograd.ops import matmul as M
 from autograd.ops import movement as V
 from autograd.ops import nn as N
+from autograd.ops import quantize as Q
 from autograd.ops import reduce as R
 
 INSTALL_HINT = ("pip install torch --index-url https://download.pytorch.org/whl/cpu "
@@ -90,6 +91,18 @@ def _pad(torch: Any, x: Any, pad_width: Any, value: float = 0.0) -> Any:
     return torch.nn.functional.pad(x, flat, mode="constant", value=value)
 
 
+def _fake_quantize(torch: Any, x: Any, scale: Any, zero_point: Any, qmin: int,
+                   qmax: int) -> Any:
+    """Our fake quantization in torch's ops: torch's own fake_quantize_* multiply by 1 / scale
+    (a different rounding at ties) and take only per-tensor or one-axis scales."""
+    s = torch.as_tensor(np.asarray(scale), dtype=x.dtype)
+    z = torch.as_tensor(np.asarray(zero_point), dtype=x.dtype)
+    codes = torch.round(x.detach() / s) + z                    # round half to even, as rint
+    y = (codes.clamp(qmin, qmax) - z) * s
+    inside = (codes >= qmin) & (codes <= qmax)
+    return torch.where(inside, x - x.detach() + y, y)          # straight-through gradient
+
+
 def _no_norm(torch: Any, x: Any, gamma: Any, beta: Any, residual: Any = None) -> Any:
     return (x if residual is None else x + residual) * gamma + beta
 
@@ -133,6 +146,7 @@ RULES: dict[type, Callable] = {
         x, approximate="tanh" if approximate else "none"),
     N.Embedding: lambda torch, w, ids, name="ids", padding_idx=None: torch.nn.functional.embedding(
         torch.as_tensor(np.asarray(ids)).long(), w, padding_idx=padding_idx),
+    Q.FakeQuantize: _fake_quantize,
     N.Dropout: lambda torch, x, mask: x * torch.as_tensor(np.asarray(mask), dtype=x.dtype),
     R.Sum: _reduce("sum"),
     R.Mean: _reduce("mean"),

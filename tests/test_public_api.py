@@ -34,7 +34,8 @@ TESTING = ["assert_backends_agree", "assert_forward", "assert_fused_matches_comp
 BACKENDS = ["Backend", "BackendUnavailable", "get_backend", "availability", "default_backend",
             "default_backend_name", "set_default_backend", "backend_of", "names", "ENV_VAR"]
 FUNCTIONAL = [
-    "abs", "add", "concat", "cross_entropy", "div", "dropout", "embedding", "exp", "gelu",
+    "abs", "add", "concat", "cross_entropy", "div", "dropout", "embedding", "exp",
+    "fake_quantize", "gelu",
     "kl_div", "layer_norm", "linear", "log", "log_softmax", "masked_fill", "matmul", "max",
     "mean", "mse_loss", "mul", "no_norm", "pad", "permute", "pow", "relu", "relu6", "reshape",
     "sigmoid", "softmax", "split", "sqrt", "stack", "sub", "sum", "tanh", "transpose", "var",
