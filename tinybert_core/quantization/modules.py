@@ -44,6 +44,14 @@ from tinybert_core.quantization.dispatch import use_int8
 WEIGHT_MAX = 127        # symmetric int8 weights: [-127, 127], zero point 0 (TFLite's spec)
 
 
+def weight_scale(w: Any, axis: int = 1, xp: Any = np) -> Any:
+    """`quantize_weight`'s float32 scales, amax / 127 per slice (1 for an all-zero one), on any
+    array module: quantization-aware training (qat.py) takes them on the training backend."""
+    amax = xp.abs(w).max(axis=axis, keepdims=True).astype(np.float64)
+    scale = (amax / WEIGHT_MAX).astype(np.float32)
+    return xp.where(scale > 0, scale, np.float32(1.0))
+
+
 def quantize_weight(w: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 quantization with one scale per slice along the axes other than `axis`
     (axis = the input-feature axis; for a Linear's (out, in) weight, one scale per output
@@ -53,9 +61,7 @@ def quantize_weight(w: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarra
     if w.dtype.kind != "f" or not np.isfinite(w).all():
         raise ValueError(f"quantize_weight: the weight must be finite floats, got {w.dtype}"
                          f"{' with inf or nan' if w.dtype.kind == 'f' else ''}")
-    amax = np.abs(w).max(axis=axis, keepdims=True).astype(np.float64)
-    scale = (amax / WEIGHT_MAX).astype(np.float32)
-    scale[~(scale > 0)] = 1.0
+    scale = weight_scale(w, axis)
     q = np.clip(np.rint(w.astype(np.float32) / scale), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
     return q, scale
 
@@ -352,7 +358,7 @@ def get_submodule(root: nn.Module, name: str) -> nn.Module:
     return module
 
 
-__all__ = ["WEIGHT_MAX", "quantize_weight", "InputQuantizer", "QuantizedLinear",
+__all__ = ["WEIGHT_MAX", "weight_scale", "quantize_weight", "InputQuantizer", "QuantizedLinear",
            "QuantizedEmbedding", "QuantizedLMPredictionHead", "PendingLinear",
            "PendingEmbedding", "PendingLayers", "model_nbytes", "move", "set_submodule",
            "get_submodule"]
