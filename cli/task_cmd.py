@@ -20,6 +20,7 @@ from cli.parallel import current_data_parallel, ending_job_on_error, is_speaker,
 from cli.progress import progress
 from tinybert_core import finetuning as FT
 from tinybert_core.data.tasks import TASK_NAMES
+from tinybert_core.quantization.qat import QATConfig, default_activation_max
 
 # A refused --resume names the option that differs (the field ResumeMismatch names).
 _OPTIONS = {"config": "MODEL_DIR", "pd_steps": "--epochs / --max-steps",
@@ -128,6 +129,20 @@ def _keys(metrics: dict[str, Any], main: str) -> list[str]:
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT_DIR/checkpoint.npz.")
 @click.option("--overwrite-output-dir", is_flag=True,
               help="Start afresh in an OUTPUT_DIR that holds another run.")
+@click.option("--qat", is_flag=True,
+              help="Quantization-aware training: weights and Linear inputs fake-quantized as "
+                   "`tinybert quantize --mode dynamic` will quantize them (docs/int8.md).")
+@click.option("--qat-activations", type=click.Choice(["per-row", "per-tensor"]),
+              default="per-row", show_default=True,
+              help="With --qat: the activation ranges the int8 model will use (quantize's "
+                   "--activations).")
+@click.option("--qat-activation-bits", type=click.Choice(["auto", "8", "7"]), default="auto",
+              show_default=True,
+              help="With --qat: activation codes 0..255 (8) or 0..127 (7, the AVX2 int8 "
+                   "kernel's); auto: what this machine's Numba int8 kernels use.")
+@click.option("--qat-keep-float", multiple=True, metavar="PATTERN",
+              help="With --qat: layers to leave float32, as quantize's --keep-float "
+                   "(repeatable).")
 @json_option("the results")
 @click.pass_context
 def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
@@ -148,7 +163,7 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
         eval_every=kw["eval_every"],
         save_every=kw["save_every"], seed=kw["seed"],
         max_train_examples=kw["max_train_examples"], from_scratch=kw["from_scratch"],
-        overwrite_output_dir=kw["overwrite_output_dir"])
+        overwrite_output_dir=kw["overwrite_output_dir"], qat=_qat_config(kw))
     shown, dp = _Shown(), current_data_parallel()
     with ending_job_on_error(dp), interruptible(ctx), user_errors(_OPTIONS), \
             rank0_progress(None, "finetune", unit="steps", describe=shown.describe) as bar:
@@ -170,6 +185,12 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
         return
     click.echo(f"{results['task']}: {results['seconds_per_epoch']:.1f} s per epoch "
                f"({results['steps_per_epoch']} steps of {fopts.batch_size})")
+    if results.get("qat"):
+        q = results["qat"]
+        click.echo(f"quantization-aware: dynamic int8, activations "
+                   f"{q['activations'].replace('_', '-')} 0..{q['activation_max']}; quantize "
+                   f"the model with tinybert quantize --activations "
+                   f"{q['activations'].replace('_', '-')}")
     if results["best"]:
         best, base, main = results["best"], results["baseline"], results["metric"]
         click.echo(f"best dev (step {best['step']}): {_fmt(best, _keys(best, main))}")
@@ -177,6 +198,21 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
                    f"{_fmt(base, _keys(base, main))}")
     click.echo(f"model saved to {results['model']}"
                + (f"; best to {results['best_model']}" if results["best_model"] else ""))
+
+
+def _qat_config(kw: dict[str, Any]) -> QATConfig | None:
+    given = [f"--{k.replace('_', '-')}" for k in ("qat_activations", "qat_activation_bits",
+                                                   "qat_keep_float")
+             if click.get_current_context().get_parameter_source(k).name != "DEFAULT"]
+    if not kw["qat"]:
+        if given:
+            raise click.UsageError(f"{given[0]} needs --qat")
+        return None
+    bits = kw["qat_activation_bits"]
+    return QATConfig(activations=kw["qat_activations"].replace("-", "_"),
+                     activation_max=default_activation_max() if bits == "auto" else
+                     {"8": 255, "7": 127}[bits],
+                     modules_to_not_convert=list(kw["qat_keep_float"]))
 
 
 class _Shown:

@@ -93,3 +93,43 @@ def test_a_resume_with_another_batch_size_is_refused(task):
     r = run(*args, "--max-steps", 3, "--resume")
     assert r.exit_code == 0, r.output
     assert "trained 3/3 steps" in r.output
+
+
+def _first_loss(out):
+    return json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+
+
+def test_qat_reaches_the_model_and_is_recorded(task):
+    base = ["finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--max-steps", 2, "--batch-size", 8, "--json"]
+    r = run(*base, "--output-dir", task / "qat", "--qat", "--qat-activations", "per-tensor",
+            "--qat-activation-bits", 7, "--qat-keep-float", "classifier")
+    assert r.exit_code == 0, r.output
+    qat = json.loads(r.output[r.output.index("{"):])["qat"]
+    assert qat["activations"] == "per_tensor" and qat["activation_max"] == 127
+    assert qat["modules_to_not_convert"] == ["classifier"]
+    saved = json.loads((task / "qat" / "model" / "config.json").read_text())
+    assert saved["quantization_aware_training"] == qat
+    assert run(*base, "--output-dir", task / "no-qat").exit_code == 0
+    # same seed, same data: only the fake quantization makes the first loss differ
+    assert _first_loss(task / "qat") != _first_loss(task / "no-qat")
+    # a QAT model's record does not follow it into a plain fine-tuning run
+    r = run("finetune", task / "qat" / "model", "--task", "custom", "--train-file",
+            task / "train.tsv", "--max-steps", 1, "--output-dir", task / "after-qat")
+    assert r.exit_code == 0, r.output
+    after = json.loads((task / "after-qat" / "model" / "config.json").read_text())
+    assert "quantization_aware_training" not in after
+
+
+def test_qat_options_and_resume_are_checked(task):
+    args = ["finetune", MODEL, "--task", "custom", "--train-file", task / "train.tsv",
+            "--max-steps", 2, "--output-dir", task / "qat-resume"]
+    r = run(*args, "--qat-activations", "per-tensor")
+    assert r.exit_code == 2 and "--qat-activations needs --qat" in r.output
+    r = run(*args, "--qat", "--qat-keep-float", "no_such_layer")
+    assert r.exit_code == 1 and "'no_such_layer' matches no Linear" in r.output
+    assert "Traceback" not in r.output
+    assert run(*args, "--qat").exit_code == 0
+    r = run(*args, "--max-steps", 3, "--resume")
+    assert r.exit_code == 1 and "quantization_aware_training" in r.output
+    assert run(*args, "--max-steps", 3, "--resume", "--qat").exit_code == 0
