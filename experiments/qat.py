@@ -113,6 +113,9 @@ def main() -> None:
     p.add_argument("--float-dir", type=Path, default=None,
                    help="an existing plain fine-tuning run of this setup to use as seed "
                         "--seeds[0]'s float run (its eval_results.json and best/)")
+    p.add_argument("--no-qat", action="store_true",
+                   help="score the float run's PTQ copies only (what PTQ loses, before "
+                        "spending QAT runs on it)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
@@ -125,6 +128,10 @@ def main() -> None:
         for setting in args.settings:
             activations, bits = SETTINGS[setting]
             ptq = int8_accuracy(args, Path(res["best_model"]), run / "ptq", setting)
+            if args.no_qat:
+                rows[setting] = {"ptq_int8": ptq["metrics"]}
+                print(json.dumps({f"seed{seed}/{setting}": rows[setting]}), flush=True)
+                continue
             qat_dir = run / f"qat-{setting}"
             qres = finetune(args, qat_dir, seed, ["--qat", "--qat-activations", activations,
                                                   "--qat-activation-bits", bits])
