@@ -46,9 +46,8 @@ from tinybert_core.evaluation.squad_postprocess import write_predictions
 from tinybert_core.models.auto import load_model, model_class
 from tinybert_core.models.heads import rescale_mean
 from tinybert_core.quantization.checkpoint import quantization_config
-from tinybert_core.quantization.ptq import resolve_keep_float
 from tinybert_core.quantization.qat import CONFIG_KEY as QAT_KEY
-from tinybert_core.quantization.qat import QATConfig, prepare_qat
+from tinybert_core.quantization.qat import QATConfig, prepare_for_finetuning
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.loop import METRICS_NAME, TrainingArguments, train
 from tinybert_core.training.run_dir import open_job_directory, open_run_directory
@@ -104,9 +103,7 @@ class FinetuneOptions:
     max_train_examples: int | None = None  # a seeded subsample of the training file
     from_scratch: bool = False            # random weights from MODEL_DIR's config
     overwrite_output_dir: bool = False
-    # Quantization-aware training (quantization/qat.py): train through dynamic int8's rounding;
-    # modules_to_not_convert holds --keep-float patterns, resolved against the model.
-    qat: QATConfig | None = None
+    qat: QATConfig | None = None          # QAT (quantization/qat.py); keep-float as patterns
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -313,7 +310,7 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
     tokenizer = load_tokenizer(model_dir)
     data = prepare(spec, config, tokenizer, opts, fopts, model_dir, train_file, dev_file)
     model = load_task_model(model_dir, spec, data.task, fopts.seed, fopts.from_scratch)
-    prepare_task_qat(model, fopts.qat)
+    prepare_for_finetuning(model, fopts.qat)
     model.config.extra["finetuning_options"] = {
         "max_seq_length": opts.max_seq_length, "doc_stride": opts.doc_stride,
         "max_query_length": opts.max_query_length}
@@ -356,17 +353,6 @@ def finetune(model_dir: Path, output_dir: Path, train_file: Path, dev_file: Path
             "model": summary["model_dir"], "best_model": summary.get("best_model_dir")}
         atomic_write_text(output_dir / RESULTS_NAME, json.dumps(results, indent=2) + "\n")
     return {**summary, "results": results}
-
-
-def prepare_task_qat(model: Any, qat: QATConfig | None) -> None:
-    """Fake-quantize `model` for QAT when `qat` is given (its keep-float patterns resolved to
-    layer names), recording the settings in its config (so a --resume with other settings is
-    refused as a different config). A record that MODEL_DIR inherited from an earlier QAT run
-    is dropped: it describes that run, not this one."""
-    model.config.extra.pop(QAT_KEY, None)
-    if qat is not None:
-        keep = resolve_keep_float(model, qat.modules_to_not_convert)
-        prepare_qat(model, replace(qat, modules_to_not_convert=keep))
 
 
 def task_loss(student: Any, teacher: Any, batch: Any, num_items: float | None = None

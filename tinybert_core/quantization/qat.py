@@ -32,7 +32,7 @@ a model with one is refused (fine-tuning heads have none).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import autograd.functional as F
@@ -46,7 +46,7 @@ from tinybert_core.quantization.modules import (
     set_submodule,
     weight_scale,
 )
-from tinybert_core.quantization.ptq import units
+from tinybert_core.quantization.ptq import resolve_keep_float, units
 
 CONFIG_KEY = "quantization_aware_training"      # config.json's record of a QAT run
 ACTIVATION_MAXES = (255, 127)                   # 8-bit codes, or the AVX2 kernel's 7-bit ones
@@ -166,6 +166,19 @@ def prepare_qat(model: Any, config: QATConfig | None = None) -> Any:
     return model
 
 
+def prepare_for_finetuning(model: Any, config: QATConfig | None) -> Any:
+    """`prepare_qat` for `tinybert finetune --qat` when `config` is given, its
+    modules_to_not_convert read as --keep-float patterns (`ptq.resolve_keep_float`). A QAT
+    record that the model inherited from an earlier run is dropped either way: it describes
+    that run, not this one. (The record is in the run's config, so a --resume with other
+    settings is refused as a different config.)"""
+    model.config.extra.pop(CONFIG_KEY, None)
+    if config is None:
+        return model
+    keep = resolve_keep_float(model, config.modules_to_not_convert)
+    return prepare_qat(model, replace(config, modules_to_not_convert=keep))
+
+
 __all__ = ["CONFIG_KEY", "ACTIVATION_MAXES", "QATConfig", "QATEmbedding", "QATLinear",
            "default_activation_max", "fake_quantize_input", "fake_quantize_weight",
-           "prepare_qat"]
+           "prepare_for_finetuning", "prepare_qat"]
