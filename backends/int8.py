@@ -160,6 +160,12 @@ def check_matmul_args(a: Any, w: Any, a_zero_point: Any = 0, a_scale: Any = None
     return MatmulArgs(a2, w, zp, a_s, w_s, b, (*a.shape[:-1], n))
 
 
+def check_qmax(qmax: int) -> None:
+    """The largest activation code must lie in [1, 255] (uint8)."""
+    if not 1 <= qmax <= 255:
+        raise ValueError(f"quantize_u8: qmax must lie in [1, 255], got {qmax}")
+
+
 def quantize_params(lo: Any, hi: Any, qmax: int, xp: Any = np) -> tuple[Any, Any]:
     """(scale, zero_point) mapping [min(lo, 0), max(hi, 0)] onto the codes 0..qmax, as float32
     and int32 arrays of lo's shape: the range always holds 0, so 0.0 is exactly the code
@@ -167,8 +173,7 @@ def quantize_params(lo: Any, hi: Any, qmax: int, xp: Any = np) -> tuple[Any, Any
 
     Written once for every backend: the codes are then rint(x / scale) + zero_point, clipped to
     [0, qmax], all in float32, which every backend computes to the same bits."""
-    if not 1 <= qmax <= 255:
-        raise ValueError(f"quantize_u8: qmax must lie in [1, 255], got {qmax}")
+    check_qmax(qmax)
     if np.ndim(lo) == 0 and xp is np:
         # One range (per tensor): the same operations on NumPy scalars, ~15x cheaper than on
         # 0-d arrays, which matters at MobileBERT's batch-1 sizes (tested equal to the rows').
@@ -189,4 +194,4 @@ def quantize_params(lo: Any, hi: Any, qmax: int, xp: Any = np) -> tuple[Any, Any
 
 
 __all__ = ["PANEL", "KGROUP", "MAX_K", "PackedInt8Weights", "pack_int8_weights", "MatmulArgs",
-           "check_matmul_args", "quantize_params"]
+           "check_matmul_args", "check_qmax", "quantize_params"]

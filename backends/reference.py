@@ -11,6 +11,7 @@ options; backward kernels take what forward saved (in forward's order, then forw
 results such as `y` or the `(mean, rstd)` cache), then the options, and the upstream gradient
 `gy` last:
 
+    matmul(a, b) -> a @ b                          (stacked and broadcasting, as np.matmul)
     softmax_fwd(x, mask, scale) -> y               softmax_bwd(y, scale, gy) -> gx
     log_softmax_fwd(x) -> y                        log_softmax_bwd(y, gy) -> gx
     cross_entropy_fwd(logits, target, ignore_index) -> (loss, lse)
@@ -64,6 +65,11 @@ def array_module(x: Any) -> Any:
 
 
 # --- softmax over the last axis, with the attention scale and additive mask fused ----------------
+
+def matmul(a, b):
+    """a @ b with NumPy's semantics (stacked, broadcasting): the array module's BLAS."""
+    return array_module(a).matmul(a, b)
+
 
 def softmax_fwd(x, mask=None, scale: float = 1.0):
     """y = softmax(x * scale + mask) over the last axis. A row masked entirely to -inf gives 0s."""
@@ -365,6 +371,7 @@ def _codes(rows, scale, zero_point, qmax: int, xp):
 
 
 KERNELS = {
+    "matmul": matmul,
     "softmax_fwd": softmax_fwd, "softmax_bwd": softmax_bwd,
     "log_softmax_fwd": log_softmax_fwd, "log_softmax_bwd": log_softmax_bwd,
     "cross_entropy_fwd": cross_entropy_fwd, "cross_entropy_bwd": cross_entropy_bwd,

@@ -1,7 +1,9 @@
 """Matrix products: batched, broadcasting matmul and the fused linear layer.
 
-Both go straight to the backend's BLAS (`xp.matmul`); `Linear` flattens the leading axes so one
-GEMM does the whole batch and no transposed copy of the (out, in) weight is made.
+Both go straight to the backend's BLAS: `MatMul` through the `matmul` kernel (the reference is
+`xp.matmul`; the Numba backend runs stacked products on one BLAS thread, see backends/blas.py),
+`Linear` as one 2-D GEMM: it flattens the leading axes so one GEMM does the whole batch and no
+transposed copy of the (out, in) weight is made.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ class MatMul(Function):
             raise ValueError(f"matmul: inner dimensions differ: a is {tuple(a.shape)}, "
                              f"b is {tuple(b.shape)}")
         self.a, self.b = a, b
-        return self.xp.matmul(a, b)
+        return self.be.kernel("matmul")(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
         na, nb = self.needs_input_grad
-        ga = unbroadcast(self.xp.matmul(g, b.swapaxes(-1, -2)), a.shape) if na else None
+        matmul = self.be.kernel("matmul")
+        ga = unbroadcast(matmul(g, b.swapaxes(-1, -2)), a.shape) if na else None
         if not nb:
             gb = None
         elif b.ndim == 2:
@@ -32,7 +35,7 @@ class MatMul(Function):
             # product that unbroadcast would then sum away (375 MB at vocab size).
             gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
         else:
-            gb = unbroadcast(self.xp.matmul(a.swapaxes(-1, -2), g), b.shape)
+            gb = unbroadcast(matmul(a.swapaxes(-1, -2), g), b.shape)
         return ga, gb
 
 

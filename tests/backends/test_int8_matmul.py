@@ -416,3 +416,26 @@ def test_packed_weights_are_a_plain_named_tuple() -> None:
     packed = pack_int8_weights(np.ones((3, 5), np.int8))
     assert isinstance(packed, PackedInt8Weights) and packed.shape == (3, 5)
     assert packed._fields == ("data", "col_sums", "out_features", "in_features")
+
+
+def test_fused_per_row_params_equal_quantize_params() -> None:
+    """The per-row kernel computes scale and zero point itself (`numba_quantize._params`): the
+    bits of `quantize_params` for ranges across the float32 range (tiny, huge, one-signed,
+    constant, zero and -0.0 rows), and enough rows to run on every thread."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    lo = -np.exp(rng.normal(0, 12, n)).astype(np.float32)
+    hi = np.exp(rng.normal(0, 12, n)).astype(np.float32)
+    lo[::7], hi[::11] = -lo[::7], -hi[::11]                     # rows of one sign
+    lo[::13] = hi[::13]                                         # constant rows
+    lo[5] = hi[5] = 0.0
+    lo[6] = hi[6] = -0.0
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    x = np.linspace(lo, hi, 64, axis=1, dtype=np.float32)       # each row spans [lo, hi]
+    x[:, 0], x[:, -1] = lo, hi
+    for qmax in (255, 127):
+        codes, scale, zp = numba_quantize.quantize_u8(x, qmax, per_row=True)
+        want_scale, want_zp = quantize_params(lo, hi, qmax)
+        np.testing.assert_array_equal(scale, want_scale)
+        np.testing.assert_array_equal(zp, want_zp)
+        np.testing.assert_array_equal(codes, reference.quantize_u8(x, qmax, per_row=True)[0])

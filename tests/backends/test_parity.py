@@ -220,6 +220,16 @@ def relu_bwd_cases(rng, dt) -> list[Case]:
             for c in relu_cases(rng, dt)]
 
 
+def matmul_cases(rng, dt) -> list[Case]:
+    """Attention's stacked per-head products (the Numba backend runs them on one BLAS thread),
+    a broadcast batch, a plain 2-D product and stacked slices large enough for every thread."""
+    return [Case("scores (B, H, T, hs) @ (B, H, hs, T)",
+                 (normal(rng, dt, 2, 4, 16, 8), normal(rng, dt, 2, 4, 8, 16))),
+            Case("broadcast batch", (normal(rng, dt, 3, 5, 7), normal(rng, dt, 1, 7, 2))),
+            Case("2-D", (normal(rng, dt, 33, 17), normal(rng, dt, 17, 9))),
+            Case("large slices", (normal(rng, dt, 2, 96, 200), normal(rng, dt, 2, 200, 256)))]
+
+
 def embedding_bwd_cases(rng, dt) -> list[Case]:
     ids = rng.integers(0, 9, (2, 5))
     ids[0, :3] = 4                                       # repeated ids accumulate
@@ -322,7 +332,7 @@ BUILDERS: dict[str, Callable[[np.random.Generator, Any], list[Case]]] = {
     "layer_norm_fwd": layer_norm_cases, "layer_norm_bwd": layer_norm_bwd_cases,
     "no_norm_fwd": no_norm_cases, "no_norm_bwd": no_norm_bwd_cases,
     "gelu_fwd": gelu_cases, "gelu_bwd": gelu_bwd_cases,
-    "relu_fwd": relu_cases, "relu_bwd": relu_bwd_cases,
+    "relu_fwd": relu_cases, "relu_bwd": relu_bwd_cases, "matmul": matmul_cases,
     "embedding_bwd": embedding_bwd_cases, "dropout_mask": dropout_cases,
     "adamw_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=False),
     "lamb_update": lambda rng, dt: _optimizer_cases(rng, dt, lamb=True),
