@@ -1,17 +1,20 @@
 """NumPy's BLAS thread count, lowered for a while: `blas_threads(n)`.
 
 Why the Numba backend needs it. OpenBLAS (the BLAS of NumPy's PyPI wheels) keeps a pool of one
-thread per core, and after each call its idle workers spin (`sched_yield`) for 2^28 cycles,
-about 0.1 s, before they sleep (OpenBLAS's THREAD_TIMEOUT). The Numba backend's parallel
-kernels run on a second pool of one thread per core. Whenever a Numba kernel starts within
-0.1 s of a multi-threaded BLAS call, its threads share their cores with spinning BLAS workers.
-In MobileBERT's int8 forward at batch 8 x 128 on 2 cores, where every Linear is a Numba int8
-GEMM and BLAS only runs attention's per-head products (Q K^T, P V), the int8 GEMMs took
-118-128 ms with OpenBLAS's 2 threads and 80-95 ms with OPENBLAS_NUM_THREADS=1 (2-core AMD EPYC
-Zen 4, 2026-11-30). Those per-head products are small (128 x 128 x 32 per slice: each slice is
-its own BLAS call, too small to split well across threads), so the Numba backend runs stacked
-products on one BLAS thread (`numba_backend.matmul`), and BLAS's workers stay asleep unless a
-large 2-D GEMM needs them.
+thread per core, and after each call that used them its idle workers spin (`sched_yield`) for
+2^28 cycles, about 0.1 s, before they sleep (OpenBLAS's THREAD_TIMEOUT). The Numba backend's
+parallel kernels run on a second pool of one thread per core, so a Numba kernel that starts
+within 0.1 s of a multi-threaded BLAS call shares its cores with spinning BLAS workers.
+
+In MobileBERT's int8 forward every Linear is a Numba int8 GEMM and BLAS only runs attention's
+per-head products (Q K^T and P V, 128 x 128 x 32 per head and sequence). NumPy hands OpenBLAS
+each slice as its own call; for Q K^T, with K^T a transposed view, OpenBLAS woke its second
+thread on every call, which then spun through the whole forward (100% of a core, read from
+/proc/<pid>/task/*/stat), and the int8 GEMMs ran at ~60% of their speed alone. With K^T made
+C-contiguous first, the same product stays on one thread and is faster besides (batch 8:
+434 vs 719 us; batch 1: 52 vs 161 us). So the Numba backend's `matmul` kernel runs stacked
+products of small slices on a contiguous right operand, inside `blas_threads(1)` (2-core AMD
+EPYC Zen 4, OpenBLAS 0.3.31, 2026-11-30; numbers in docs/int8.md).
 
 How: OpenBLAS's `openblas_set_num_threads_local` (0.3.27+; it sets the count and returns the
 previous one, so that it can be restored), or its older get/set pair, called through ctypes

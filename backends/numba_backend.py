@@ -390,18 +390,23 @@ def no_norm_bwd(x, gamma, residual, gy):
 
 # --- stacked matrix products ---------------------------------------------------------------------
 
-_STACKED_ONE_THREAD = 1 << 22      # multiply-adds per slice below which one BLAS thread runs it
+# Multiply-adds per slice below which one BLAS thread runs a stacked product. MobileBERT's
+# attention (2^19 per slice at 128 tokens) gains; BERT-base's (2^20: 128 x 64 x 128) lost up
+# to 1.6x on one thread (P V at batch 8: 2.8 ms vs 1.7 ms), so it keeps OpenBLAS's threads.
+_STACKED_ONE_THREAD = 1 << 20
 
 
 def matmul(a, b):
     """np.matmul, with stacked products of small slices (attention's per-head Q K^T and P V:
-    128 x 128 x 32 multiply-adds per slice in MobileBERT) on one BLAS thread. NumPy makes each
-    slice its own BLAS call, too small to split well across threads, and a second BLAS thread
-    would then spin beside this backend's own thread pool (backends/blas.py)."""
+    128 x 128 x 32 multiply-adds per slice in MobileBERT) on one BLAS thread, and with b
+    made C-contiguous first (a copy of one operand). NumPy makes each slice its own BLAS call,
+    too small to split well across threads; on K^T, a transposed view, OpenBLAS woke its
+    second thread on every call whatever its thread count, and that thread then spun beside
+    this backend's own pool (backends/blas.py has the measurements)."""
     if (a.ndim > 2 or b.ndim > 2) and min(a.ndim, b.ndim) >= 2 \
             and a.shape[-2] * a.shape[-1] * b.shape[-1] < _STACKED_ONE_THREAD:
         with blas_threads(1):
-            return np.matmul(a, b)
+            return np.matmul(a, np.ascontiguousarray(b))
     return np.matmul(a, b)
 
 
