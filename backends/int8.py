@@ -112,13 +112,15 @@ def _zero_points(value: Any, rows: int, xp: Any) -> Any:
             raise ValueError(f"int8_matmul: a_zero_point must lie in [0, 255], got {value}")
         return xp.full(rows, value, dtype=np.int32)
     zp = xp.asarray(value)
-    if zp.dtype.kind not in "iu":
-        raise ValueError(f"int8_matmul: a_zero_point must be an integer, got {zp.dtype}")
-    zp = _per_row(zp, "a_zero_point", rows, np.int64, xp)
+    if not (zp.dtype == np.int32 and zp.shape == (rows,) and zp.flags.c_contiguous):
+        # (the quantizers' own output needs no conversion: this runs on every call)
+        if zp.dtype.kind not in "iu":
+            raise ValueError(f"int8_matmul: a_zero_point must be an integer, got {zp.dtype}")
+        zp = _per_row(zp, "a_zero_point", rows, np.int64, xp)
     if rows and not (int(zp.min()) >= 0 and int(zp.max()) <= 255):
         raise ValueError(f"int8_matmul: a_zero_point must lie in [0, 255], got values in "
                          f"[{int(zp.min())}, {int(zp.max())}]")
-    return zp.astype(np.int32)
+    return zp.astype(np.int32, copy=False)
 
 
 def check_matmul_args(a: Any, w: Any, a_zero_point: Any = 0, a_scale: Any = None,
