@@ -73,20 +73,22 @@ RULES: dict[str, Int8Rule] = {
 # With more than one thread, OpenBLAS's float32 GEMM uses them all from ~2^18 multiply-adds,
 # while the int8 kernel stays on one thread below 2^24 (numba_int8._PARALLEL_MIN: waking the
 # others costs more there), so below 2^24 int8 must beat a multi-threaded float32 GEMM. The same
-# grid with 2 threads, idle (2026-11-30 03:07 UTC, /work/artifacts/bench-1130/; docs/int8.md):
-# VNNI int8 beats the 2-thread float32 GEMM from about 2^23-2^24 multiply-adds ((128, 512) from
-# M = 128: 1.75x; (512, 128) from M = 64: 1.77x; (128, 128) from M = 1024: 1.08x; (512, 512)
-# from M = 8: 1.92x), so these rules never pick a slower int8 there (they leave some of int8's
-# lead at 2^20-2^23 unused). On the emulated AVX2 path, 2 threads, int8 lost at every size
-# measured (0.54-0.92x of float32 from 2^24 up: OpenBLAS's Haswell float32 kernel on two
+# grid with 2 threads, idle (2026-11-30 05:05 UTC, after the one-pass per-row quantizer;
+# /work/artifacts/dispatch-1130/; docs/int8.md): VNNI int8 beat the 2-thread float32 GEMM at
+# every point from 2^23 multiply-adds ((128, 128) from M = 512: 1.09x; (128, 32) from M = 2048:
+# 1.07x) and, for weights of 2^16 or more, from 2^20 ((128, 512) from M = 16: 1.15x; (512, 128)
+# from M = 16: 1.26x; (512, 512) from M = 8: 2.62x; below: 0.31-0.49x). The ymm "avx_vnni" path
+# forced on the same CPU: 1.10x, 1.08x, 1.05x, 1.25x, 2.52x at those points, and 0.98-1.62x at
+# every point these rules send to int8. On the emulated AVX2 path, 2 threads, int8 lost at every
+# size measured (0.54-0.92x of float32 from 2^24 up: OpenBLAS's Haswell float32 kernel on two
 # threads beats our 7-bit AVX2 kernel), and whole-MobileBERT forwards ran 0.83-0.87x at batch
 # 8, so AVX2 with more than one thread never runs int8 ("auto" is float32 there).
 NEVER = Int8Rule(min_out=1 << 62, min_macs=1 << 62, big_weight=1 << 62, min_macs_big=1 << 62)
 RULES_THREADED: dict[str, Int8Rule] = {
-    "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
-                            min_macs_big=1 << 23),
-    "avx_vnni": Int8Rule(min_out=64, min_macs=1 << 24, big_weight=1 << 16,
-                         min_macs_big=1 << 23),
+    "avx512_vnni": Int8Rule(min_out=64, min_macs=1 << 23, big_weight=1 << 16,
+                            min_macs_big=1 << 20),
+    "avx_vnni": Int8Rule(min_out=64, min_macs=1 << 23, big_weight=1 << 16,
+                         min_macs_big=1 << 20),
     "avx2": NEVER,
 }
 UNMEASURED = NEVER      # a path in neither table: never int8
