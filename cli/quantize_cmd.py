@@ -24,9 +24,10 @@ from cli.progress import progress
 @click.option("--mode", type=click.Choice(["dynamic", "static"]), default="dynamic",
               show_default=True, help="dynamic: activation ranges measured at run time; "
                                       "static: calibrated once on --calibration-file.")
-@click.option("--activations", type=click.Choice(["per-row", "per-tensor"]), default="per-row",
-              show_default=True, help="Dynamic mode: one activation range per token (row) or "
-                                      "per tensor. Static ranges are per tensor.")
+@click.option("--activations", type=click.Choice(["per-row", "per-tensor"]), default=None,
+              help="Dynamic mode: one activation range per token (row) or per tensor "
+                   "[default: per-row, or what a `finetune --qat` run recorded]. Static ranges "
+                   "are per tensor.")
 @click.option("--calibration-file", type=IN_FILE, multiple=True,
               help="UTF-8 text to calibrate on and measure the error on (repeatable); default: "
                    "the embedded corpus's validation split.")
@@ -44,7 +45,7 @@ from cli.progress import progress
 @click.option("--keep-float", multiple=True, metavar="PATTERN",
               help="Leave matching Linear/Embedding layers float32: a shell pattern on the "
                    "layer name or its end, e.g. 'classifier', 'encoder.layer.23.*' "
-                   "(repeatable).")
+                   "(repeatable; default: none, or those a `finetune --qat` run kept).")
 @click.option("--report-sequences", default=8, show_default=True, type=click.IntRange(min=0),
               help="Sequences to measure each layer's quantization error on (0: no report).")
 @click.option("--overwrite-output-dir", is_flag=True,
@@ -77,10 +78,11 @@ def quantize_command(model_dir: Path, output_dir: Path, mode: str, activations: 
         if done == total:
             stack.close()
     with user_errors():
-        summary = quantize(model_dir, output_dir, mode, activations.replace("-", "_"),
+        summary = quantize(model_dir, output_dir, mode,
+                           activations.replace("-", "_") if activations else None,
                            calibration_file, calibration_batches, batch_size, max_seq_length,
                            observer, percentile if observer == "percentile" else None,
-                           keep_float, report_sequences, overwrite_output_dir,
+                           keep_float or None, report_sequences, overwrite_output_dir,
                            on_progress=on_progress)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
@@ -97,6 +99,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
                + (f", {q['observer']} observer" if q["mode"] == "static" else "") + ")")
     if summary["keep_float"]:
         click.echo(f"kept float32: {', '.join(summary['keep_float'])}")
+    if summary.get("qat_record"):
+        click.echo("settings from the model's quantization-aware fine-tuning record "
+                   "(config.json: quantization_aware_training) unless given here")
     if disk["float32"]:
         click.echo(f"model.safetensors: {disk['float32'] / 2**20:.1f} MiB -> "
                    f"{disk['int8'] / 2**20:.1f} MiB ({disk['float32'] / disk['int8']:.2f}x "

@@ -188,9 +188,8 @@ def finetune_command(ctx: click.Context, model_dir: Path, train_file: Path,
     if results.get("qat"):
         q = results["qat"]
         click.echo(f"quantization-aware: dynamic int8, activations "
-                   f"{q['activations'].replace('_', '-')} 0..{q['activation_max']}; quantize "
-                   f"the model with tinybert quantize --activations "
-                   f"{q['activations'].replace('_', '-')}")
+                   f"{q['activations'].replace('_', '-')} 0..{q['activation_max']}; "
+                   f"`tinybert quantize` (dynamic) reads these settings from config.json")
     if results["best"]:
         best, base, main = results["best"], results["baseline"], results["metric"]
         click.echo(f"best dev (step {best['step']}): {_fmt(best, _keys(best, main))}")

@@ -9,6 +9,11 @@ corpus), post-training quantization (`quantization.ptq.quantize_model`), `save_p
 the int8 format, and the error report on the first sequences of the same text, written as
 `quantization_report.json` beside the model, with `int8_dispatch`: which layers run int8 and
 which fall back to float32 at batch 1 and 8 on this CPU's Numba backend.
+
+A model fine-tuned with `--qat` records how it expects to be quantized (config.json's
+`quantization_aware_training`); dynamic mode then takes that record's activation ranges and
+float32 layers unless the caller chooses others, so the int8 model does the rounding the
+training saw.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from tinybert_core.data.calibration import calibration_batches
 from tinybert_core.quantization.checkpoint import quantization_config
 from tinybert_core.quantization.modules import model_nbytes
 from tinybert_core.quantization.ptq import quantize_model, resolve_keep_float
+from tinybert_core.quantization.qat import CONFIG_KEY as QAT_KEY
 from tinybert_core.quantization.report import dispatch_summary, quantization_report
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.run_dir import open_run_directory
@@ -35,15 +41,16 @@ REPORT_NAME = "quantization_report.json"
 
 
 def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
-             activations: str = "per_row", calibration_files: Sequence[Path] = (),
+             activations: str | None = None, calibration_files: Sequence[Path] = (),
              calibration_batches_n: int = 8, batch_size: int = 8, max_seq_length: int = 128,
              observer: str = "minmax", percentile: float | None = None,
-             keep_float: Sequence[str] = (), report_sequences: int = 8,
+             keep_float: Sequence[str] | None = None, report_sequences: int = 8,
              overwrite: bool = False, cache_dir: Path | None = None,
              on_progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Quantize the float model in `model_dir` into `output_dir`; returns a summary with the
     error report (see the module docstring). `on_progress(stage, done, total)` is called as
-    calibration batches and report sequences are done."""
+    calibration batches and report sequences are done. `activations` and `keep_float` None:
+    the model's QAT record's (dynamic mode), else "per_row" and no layer."""
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     config = MobileBertConfig.from_pretrained(model_dir)
     if quantization_config(config, str(model_dir / "config.json")) is not None:
@@ -54,6 +61,11 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
     task = saved_task(config)
     model = load_model(model_dir, task)
     tokenizer = BertTokenizer.from_pretrained(model_dir)
+    qat = (config.extra.get(QAT_KEY) or {}) if mode == "dynamic" else {}
+    if activations is None:
+        activations = qat.get("activations", "per_row")
+    if keep_float is None:
+        keep_float = qat.get("modules_to_not_convert", ())
     keep = resolve_keep_float(model, keep_float)
     files = [Path(f) for f in calibration_files]
     if not files:
@@ -79,7 +91,7 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
             "model_dir": str(model_dir), "output_dir": str(output_dir), "task": task,
             "architecture": type(model).__name__,
             "quantization_config": qmodel.config.extra["quantization_config"],
-            "keep_float": keep,
+            "keep_float": keep, "qat_record": qat or None,
             "bytes_on_disk": {"float32": (model_dir / WEIGHTS_NAME).stat().st_size
                               if (model_dir / WEIGHTS_NAME).is_file() else None,
                               "int8": (output_dir / WEIGHTS_NAME).stat().st_size},

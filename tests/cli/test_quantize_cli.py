@@ -181,3 +181,32 @@ def test_a_finetuned_model_quantized_evaluates_and_predicts_like_float(tmp_path,
                                       "--output-dir", str(tmp_path / "never")])
     assert result.exit_code == 1 and "inference-only" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "never").exists()
+
+
+def test_quantize_takes_a_qat_record_unless_told_otherwise(corpus, tmp_path):
+    """A `finetune --qat` model records the rounding it trained with; dynamic quantization uses
+    that record's activations and float32 layers by default, the options still win."""
+    model = tmp_path / "qat-model"
+    shutil.copytree(MOBILE, model)
+    config = json.loads((model / "config.json").read_text())
+    config["quantization_aware_training"] = {
+        "mode": "dynamic", "activations": "per_tensor", "activation_max": 255,
+        "weights": "int8 symmetric per output channel [-127, 127]",
+        "modules_to_not_convert": ["cls.seq_relationship"]}
+    (model / "config.json").write_text(json.dumps(config))
+    common = ["--calibration-file", str(corpus), "--report-sequences", "1",
+              "--max-seq-length", "24", "--json"]
+    result = CliRunner().invoke(quantize_command, [str(model), "--output-dir",
+                                                   str(tmp_path / "a"), *common])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["quantization_config"]["activations"] == "per_tensor"
+    assert summary["keep_float"] == ["cls.seq_relationship"]
+    assert summary["qat_record"]["activations"] == "per_tensor"
+    result = CliRunner().invoke(quantize_command, [
+        str(model), "--output-dir", str(tmp_path / "b"), "--activations", "per-row",
+        "--keep-float", "cls.predictions.transform*", *common])
+    summary = json.loads(result.stdout) if result.exit_code == 0 else result.output
+    assert result.exit_code == 0, summary
+    assert summary["quantization_config"]["activations"] == "per_row"
+    assert "cls.seq_relationship" not in summary["keep_float"]
