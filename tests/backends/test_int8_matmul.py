@@ -439,3 +439,12 @@ def test_fused_per_row_params_equal_quantize_params() -> None:
         np.testing.assert_array_equal(scale, want_scale)
         np.testing.assert_array_equal(zp, want_zp)
         np.testing.assert_array_equal(codes, reference.quantize_u8(x, qmax, per_row=True)[0])
+
+
+@pytest.mark.parametrize("qmax", [0, 256])
+@pytest.mark.parametrize("per_row", [False, True])
+@pytest.mark.parametrize("kernel", [reference.quantize_u8, numba_quantize.quantize_u8],
+                         ids=["reference", "numba"])
+def test_quantize_u8_rejects_a_qmax_outside_uint8(kernel, per_row, qmax) -> None:
+    with pytest.raises(ValueError, match=r"qmax must lie in \[1, 255\], got " + str(qmax)):
+        kernel(np.ones((3, 40), np.float32), qmax, per_row)
