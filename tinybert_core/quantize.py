@@ -33,6 +33,7 @@ from tinybert_core.quantization.checkpoint import quantization_config
 from tinybert_core.quantization.modules import model_nbytes
 from tinybert_core.quantization.ptq import quantize_model, resolve_keep_float
 from tinybert_core.quantization.qat import CONFIG_KEY as QAT_KEY
+from tinybert_core.quantization.qat import QATConfig
 from tinybert_core.quantization.report import dispatch_summary, quantization_report
 from tinybert_core.text.tokenization import BertTokenizer
 from tinybert_core.training.run_dir import open_run_directory
@@ -61,11 +62,13 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
     task = saved_task(config)
     model = load_model(model_dir, task)
     tokenizer = BertTokenizer.from_pretrained(model_dir)
-    qat = (config.extra.get(QAT_KEY) or {}) if mode == "dynamic" else {}
+    record = config.extra.get(QAT_KEY) if mode == "dynamic" else None
+    qat = None if record is None else QATConfig.from_record(record, str(model_dir /
+                                                                        "config.json"))
     if activations is None:
-        activations = qat.get("activations", "per_row")
+        activations = qat.activations if qat else "per_row"
     if keep_float is None:
-        keep_float = qat.get("modules_to_not_convert", ())
+        keep_float = qat.modules_to_not_convert if qat else ()
     keep = resolve_keep_float(model, keep_float)
     files = [Path(f) for f in calibration_files]
     if not files:
@@ -91,7 +94,7 @@ def quantize(model_dir: Path, output_dir: Path, mode: str = "dynamic",
             "model_dir": str(model_dir), "output_dir": str(output_dir), "task": task,
             "architecture": type(model).__name__,
             "quantization_config": qmodel.config.extra["quantization_config"],
-            "keep_float": keep, "qat_record": qat or None,
+            "keep_float": keep, "qat_record": record,
             "bytes_on_disk": {"float32": (model_dir / WEIGHTS_NAME).stat().st_size
                               if (model_dir / WEIGHTS_NAME).is_file() else None,
                               "int8": (output_dir / WEIGHTS_NAME).stat().st_size},

@@ -210,3 +210,23 @@ def test_quantize_takes_a_qat_record_unless_told_otherwise(corpus, tmp_path):
     assert result.exit_code == 0, summary
     assert summary["quantization_config"]["activations"] == "per_row"
     assert "cls.seq_relationship" not in summary["keep_float"]
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"mode": "dynamic", "activations": "per_token", "activation_max": 255},
+     "activations must be one of"),
+    ({"mode": "dynamic", "activations": "per_row", "activation_max": 255,
+      "modules_to_not_convert": "cls"}, "modules_to_not_convert must be a list"),
+    ("per_row", "expected a dynamic-mode record")])
+def test_quantize_refuses_a_bad_qat_record(corpus, tmp_path, record, message):
+    model = tmp_path / "qat-model"
+    shutil.copytree(MOBILE, model)
+    config = json.loads((model / "config.json").read_text())
+    config["quantization_aware_training"] = record
+    (model / "config.json").write_text(json.dumps(config))
+    result = CliRunner().invoke(quantize_command, [
+        str(model), "--output-dir", str(tmp_path / "out"), "--calibration-file", str(corpus)])
+    assert result.exit_code != 0
+    line = result.output.strip().splitlines()[-1]
+    assert str(model / "config.json") in line and "quantization_aware_training" in line
+    assert message in line

@@ -75,6 +75,21 @@ class QATConfig:
             raise ValueError(f"QAT: activation_max must be 255 (8-bit) or 127 (7-bit), got "
                              f"{self.activation_max!r}")
 
+    @classmethod
+    def from_record(cls, record: Any, where: str) -> "QATConfig":
+        """The config a QAT run recorded (`to_dict`'s output, read back from `where`), checked
+        as the constructor checks its arguments; a bad record is a ValueError naming `where`."""
+        try:
+            if not isinstance(record, dict) or record.get("mode") != "dynamic":
+                raise ValueError(f"expected a dynamic-mode record, got {record!r}")
+            keep = record.get("modules_to_not_convert", [])
+            if not (isinstance(keep, list) and all(isinstance(k, str) for k in keep)):
+                raise ValueError(f"modules_to_not_convert must be a list of layer names, got "
+                                 f"{keep!r}")
+            return cls(record.get("activations"), record.get("activation_max"), list(keep))
+        except ValueError as e:
+            raise ValueError(f"{where}: {CONFIG_KEY}: {e}") from None
+
     def to_dict(self) -> dict[str, Any]:
         return {"mode": "dynamic", "activations": self.activations,
                 "activation_max": self.activation_max,
